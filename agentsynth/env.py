@@ -1,0 +1,192 @@
+"""The environment base class: a Gymnasium environment over text.
+
+Subclass :class:`TextEnv`, set ``name`` and ``domain``, and implement :meth:`TextEnv.generate`
+(draw a task from ``rng``) and :meth:`TextEnv.verify` (the hidden truth: accept every correct
+answer). Optionally implement :meth:`TextEnv.hint` (step-level feedback) and
+:meth:`TextEnv.scores` (extra graders recorded on every turn). That is a whole environment.
+
+Observation: the environment's message (the prompt after ``reset``, the feedback after ``step``).
+Action: the agent's message, as text or an assistant message dict (room for tool calls).
+``info`` on every step holds that turn's signals, one per (grader, role).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from .channels import NONE_MESSAGE, channel_graders
+from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
+from .spaces import AnyText, ChatAction, action_text
+from .tasks import Task
+
+_ANSWER_LINE = re.compile(r"answer\s*[:=]\s*(.+?)\s*$", re.I | re.M)
+
+
+def final_answer(text: str) -> str:
+    """The answer part of a reply: the last ``Answer: ...`` line, else the last non-empty line."""
+    text = text or ""
+    found = _ANSWER_LINE.findall(text)
+    if found:
+        return found[-1].strip().strip("*`").strip()
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+class TextEnv(gym.Env[str, Any]):
+    """Base class for agentsynth environments (see the module docstring).
+
+    Keyword arguments (all environments):
+        feedback: the feedback channel shown to the agent: one of :attr:`channels` (default
+            ``default_feedback``).
+        max_turns: the turn limit; 1 makes the environment single-turn.
+        truth: the grader used as hidden truth (default ``"correct"``, the verifier).
+        reward: the grader whose value ``step`` returns (default: the truth grader).
+        difficulty: passed to :meth:`generate` (1 = easiest).
+    """
+
+    name: ClassVar[str] = ""
+    domain: ClassVar[str] = ""
+    default_feedback: ClassVar[str] = "binary"
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        *,
+        feedback: str | None = None,
+        max_turns: int = 3,
+        truth: str = "correct",
+        reward: str | None = None,
+        difficulty: int = 1,
+        render_mode: str | None = None,
+    ) -> None:
+        self.observation_space = AnyText()
+        self.action_space = ChatAction()
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode {render_mode!r}: only 'ansi' is supported")
+        self.render_mode = render_mode
+        if int(max_turns) < 1:
+            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        self.max_turns = int(max_turns)
+        self.difficulty = int(difficulty)
+        has_hint = type(self).hint is not TextEnv.hint
+        self._channels = channel_graders(self.verify, self.hint if has_hint else None)
+        self.feedback = feedback or self.default_feedback
+        if self.feedback not in self._channels:
+            raise ValueError(
+                f"{self.env_name}: feedback channel {self.feedback!r} not offered; "
+                f"choose from {', '.join(self.channels)}"
+            )
+        graders: dict[str, Grader] = {}
+        for g in [self._channels["binary"], *self.scores()]:
+            if g is not None:
+                graders[g.name] = g
+        fb = self._channels[self.feedback]
+        if fb is not None:
+            graders.setdefault(fb.name, fb)
+        if truth not in graders:
+            raise ValueError(f"{self.env_name}: truth grader {truth!r} not among {sorted(graders)}")
+        reward = reward or truth
+        if reward not in graders:
+            raise ValueError(f"{self.env_name}: reward grader {reward!r} not among {sorted(graders)}")
+        self.graders: dict[str, Grader] = graders
+        self.roles: dict[str, str | None] = {
+            "feedback": fb.name if fb is not None else None,
+            "truth": truth,
+            "reward": reward,
+        }
+        self.judge: JudgeFn | None = None
+        self.task: Task | None = None
+        self.turn = 0
+        self._messages: list[dict[str, Any]] = []
+
+    # ---- what a subclass implements -------------------------------------------------------
+    def generate(self, rng: np.random.Generator) -> Task:
+        """Draw one task from ``rng`` (use :meth:`make_task` to build it)."""
+        raise NotImplementedError
+
+    def verify(self, task: Task, answer: str) -> bool:
+        """Hidden truth: is ``answer`` (the agent's whole reply) a correct answer to ``task``?"""
+        raise NotImplementedError
+
+    def hint(self, task: Task, answer: str) -> str | None:
+        """Optional step-level feedback on a wrong answer; never reveal the answer itself."""
+        return None
+
+    def scores(self) -> Sequence[Grader]:
+        """Optional extra graders, recorded as ``score`` signals on every turn."""
+        return ()
+
+    # ---- helpers ------------------------------------------------------------------------
+    @property
+    def env_name(self) -> str:
+        """The environment's short name (class attribute ``name``, else the class name)."""
+        return type(self).name or type(self).__name__
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The feedback channels this environment offers."""
+        return tuple(self._channels)
+
+    def make_task(self, prompt: str, answer: Any, **metadata: Any) -> Task:
+        """Build a :class:`Task` for the current seed, tagged with this environment."""
+        return Task(
+            env_id=self.env_name,
+            domain=type(self).domain or self.env_name,
+            seed=self._seed,
+            prompt=prompt,
+            answer=str(answer),
+            metadata={"difficulty": self.difficulty, **metadata},
+        )
+
+    # ---- the Gymnasium API ----------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Draw a task (``seed`` fixes which) and return its prompt."""
+        super().reset(seed=seed)
+        self._seed = -1 if seed is None else int(seed)
+        self.task = self.generate(self.np_random)
+        self.turn = 0
+        self._messages = [{"role": "user", "content": self.task.prompt}]
+        return self.task.prompt, {"task_id": self.task.task_id, "domain": self.task.domain, "turn": 0}
+
+    def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Grade the agent's message; return the feedback as the next observation."""
+        if self.task is None:
+            raise RuntimeError("call reset() before step()")
+        self.turn += 1
+        answer = action_text(action)
+        self._messages.append({"role": "assistant", "content": answer})
+        ctx = GradeContext(self.task, answer, tuple(self._messages), self.turn, self.judge)
+        results: dict[str, Signal] = {n: run_grader(g, ctx) for n, g in self.graders.items()}
+        signals = []
+        used = set()
+        for role in ("truth", "reward", "feedback"):
+            n = self.roles[role]
+            if n is not None:
+                signals.append({**results[n].as_dict(), "role": role})
+                used.add(n)
+        for n, s in results.items():
+            if n not in used:
+                signals.append({**s.as_dict(), "role": "score"})
+        fb_name = self.roles["feedback"]
+        fb = results[fb_name] if fb_name else None
+        single = self.max_turns == 1
+        terminated = bool(single or (fb is not None and fb.passed is True))
+        truncated = bool(not terminated and self.turn >= self.max_turns)
+        obs = fb.feedback if fb is not None and fb.feedback else NONE_MESSAGE
+        self._messages.append({"role": "user", "content": obs})
+        reward = float(results[self.roles["reward"]].value)  # type: ignore[index]
+        info = {"task_id": self.task.task_id, "turn": self.turn, "signals": signals}
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        """``ansi``: the conversation so far as text."""
+        if self.render_mode != "ansi":
+            return None
+        return "\n".join(f"[{m['role']}] {m['content']}" for m in self._messages)

@@ -1,0 +1,1 @@
+"""Model providers: OpenAI-compatible endpoints and the built-in sim."""

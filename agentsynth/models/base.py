@@ -1,0 +1,58 @@
+"""What the runner needs from a model: one async chat-completion call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Message = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Completion:
+    """One assistant reply, with its cost and how many HTTP attempts it took."""
+
+    message: Message
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float = 0.0
+    attempts: int = 1
+
+
+class ModelError(RuntimeError):
+    """A model call failed for good: non-transient (400, 401, malformed reply) or out of retries.
+
+    ``attempts`` counts HTTP attempts, ``transient`` says whether the last failure was one that
+    a later retry (e.g. a resumed run) could get past.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, attempts: int = 1, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.attempts = attempts
+        self.status = status
+
+
+class ChatModel(Protocol):
+    """A chat model the runner can call (an OpenAI-compatible endpoint or the built-in sim)."""
+
+    name: str
+    base_url: str | None
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        temperature: float,
+        seed: int | None,
+        max_tokens: int | None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Completion:
+        """One completion for ``messages``; raises :class:`ModelError` when it cannot."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,249 @@
+"""``sim``: a simulated chat model for offline use, tests and demos. It is not a real model.
+
+It reads only the messages it is sent. A per-domain solver (:mod:`agentsynth.sim.solvers`) reads
+the task from the first user message; the sim then answers correctly with a probability set by
+its skill in that domain and the task's difficulty, otherwise with a plausible mistake (off by
+one, the precedence slip, the wrong format, prose around the answer). After feedback it retries,
+and how much the feedback helps is a parameter per kind of feedback, recognised from the text of
+agentsynth's standard channels. Asked to review its own answer, it compares the answer with its
+own belief about the task and is miscalibrated: it calls wrong answers correct too often.
+
+Everything is deterministic given the messages, the request ``seed``, the ``temperature`` and
+:class:`SimParams`; at temperature 0 every sample of a prompt is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from random import Random
+from typing import Any
+
+from ..channels import HINT_PREFIX, INCORRECT_MESSAGE, NONE_MESSAGE, REFERENCE_PREFIX, SELF_PREFIX, SELF_REQUEST, parse_verdict
+from .solvers import Problem, solve
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass
+class SimParams:
+    """The sim's documented parameters (all probabilities in [0, 1]).
+
+    skill: P(correct on the first try) per domain for a task of difficulty 1; ``default_skill``
+        for domains not listed. Harder tasks: skill ** difficulty.
+    task_spread: how much tasks differ for the model (log-odds s.d.); > 0 makes some tasks ones
+        it reliably knows and others it reliably gets wrong, so samples of a task agree.
+    favourite_mistake: P(a wrong answer is this task's usual mistake) rather than another one.
+    use_reference / use_hint / use_binary / use_self / use_none: after that kind of feedback on a
+        wrong answer, the fraction of the remaining error the retry removes:
+        P(correct) = p + (1 - p) * use. ``use_reference`` is the chance it copies the shown answer.
+    format_ok: P(a reply ends with the requested 'Answer: ...' line); otherwise prose around it.
+    wrong_format: P(a wrong answer is the right idea in an unparseable form, e.g. in words).
+    judge_agree: P(it calls an answer correct | the answer matches its own belief).
+    judge_disagree: P(it calls an answer correct | it does not) — miscalibration: > 0.
+    seed: the model's own seed (which tasks it "knows").
+    """
+
+    skill: dict[str, float] = field(default_factory=lambda: {"arithmetic": 0.6})
+    default_skill: float = 0.3
+    task_spread: float = 1.5
+    favourite_mistake: float = 0.6
+    use_reference: float = 0.9
+    use_hint: float = 0.5
+    use_binary: float = 0.25
+    use_self: float = 0.0
+    use_none: float = 0.0
+    format_ok: float = 0.8
+    wrong_format: float = 0.1
+    judge_agree: float = 0.9
+    judge_disagree: float = 0.45
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("seed", "task_spread"):
+                continue
+            vals = v.values() if isinstance(v, Mapping) else [v]
+            for x in vals:
+                if not isinstance(x, (int, float)) or not 0.0 <= float(x) <= 1.0:
+                    raise ValueError(f"sim parameter {f.name}: {x!r} is not a probability in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "SimParams":
+        """Build from a spec's ``[sim]`` table; unknown keys are an error."""
+        d = dict(d or {})
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown sim parameter(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        if "skill" in d:
+            d["skill"] = {**cls().skill, **d["skill"]}
+        return cls(**d)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (recorded in the run spec)."""
+        return asdict(self)
+
+
+def _h(*parts: Any) -> int:
+    return int.from_bytes(hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
+
+
+def _u(*parts: Any) -> float:
+    return _h(*parts) / 2**64
+
+
+def _text(m: Mapping[str, Any]) -> str:
+    c = m.get("content")
+    if isinstance(c, str):
+        return c
+    if isinstance(c, list):  # content parts
+        return "".join(p.get("text", "") for p in c if isinstance(p, Mapping))
+    return ""
+
+
+def _tokens(s: str) -> int:
+    """The sim's token count: ~4 characters a token."""
+    return len(s) // 4 + 1
+
+
+def _stated(answer_text: str) -> str | None:
+    m = re.findall(r"answer\s*:\s*(.+)", answer_text, re.I)
+    tail = m[-1] if m else answer_text
+    nums = _NUMBER.findall(tail)
+    return nums[-1] if nums else None
+
+
+class SimModel:
+    """The simulated model, in process. ``await complete(...)`` mirrors one chat completion."""
+
+    def __init__(self, params: SimParams | None = None, name: str = "sim"):
+        self.params = params or SimParams()
+        self.name = name
+        self.base_url: str | None = None
+
+    # ---- the model's beliefs ---------------------------------------------------------
+    def p_task(self, prob: Problem) -> float:
+        """P(correct) on a first try for this task: skill ** difficulty, shifted per task."""
+        base = self.params.skill.get(prob.domain, self.params.default_skill) ** prob.difficulty
+        base = min(max(base, 1e-4), 1 - 1e-4)
+        z = _gauss(self.params.seed, "task", prob.answer, prob.mistakes[:1])
+        return 1 / (1 + math.exp(-(math.log(base / (1 - base)) + self.params.task_spread * z)))
+
+    def belief(self, prob: Problem) -> str:
+        """The answer it holds to be right (its greedy first answer)."""
+        if _u(self.params.seed, "belief", prob.answer) < self.p_task(prob):
+            return prob.answer
+        return prob.mistakes[0] if prob.mistakes else "0"
+
+    # ---- one reply -----------------------------------------------------------------------
+    def reply(self, messages: Sequence[Mapping[str, Any]], *, temperature: float = 1.0, seed: int | None = None, index: int = 0) -> str:
+        """The text of one reply to ``messages``."""
+        users = [_text(m) for m in messages if m.get("role") == "user"]
+        if not users:
+            return "I need a question to answer."
+        prob = solve(users[0])
+        greedy = temperature <= 0
+        key = (self.params.seed, "greedy" if greedy else seed, "" if greedy else index, "\x1e".join(_text(m) for m in messages))
+        rng = Random(_h(*key))
+        if users[-1].strip() == SELF_REQUEST:
+            return self._review(messages, prob, rng)
+        if prob is None:
+            return "I am not sure how to solve this.\nAnswer: " + str(rng.randint(0, 9))
+        previous = [_text(m) for m in messages if m.get("role") == "assistant"]
+        p = self.p_task(prob)
+        if not previous:
+            correct = rng.random() < p
+        else:
+            fb = users[-1]
+            last = previous[-1]
+            if fb.startswith("Correct"):
+                return last
+            if fb.startswith(REFERENCE_PREFIX) and rng.random() < self.params.use_reference:
+                return "Answer: " + fb[len(REFERENCE_PREFIX):].strip()
+            if fb.startswith(SELF_PREFIX) and parse_verdict(fb) is True:
+                return last
+            use = (
+                self.params.use_hint if fb.startswith(HINT_PREFIX)
+                else self.params.use_binary if fb.startswith(INCORRECT_MESSAGE) or fb.startswith(REFERENCE_PREFIX)
+                else self.params.use_self if fb.startswith(SELF_PREFIX)
+                else self.params.use_none if fb.startswith(NONE_MESSAGE)
+                else 0.0
+            )
+            correct = rng.random() < p + (1 - p) * use
+        return self._render(prob, correct, rng)
+
+    def _render(self, prob: Problem, correct: bool, rng: Random) -> str:
+        if correct:
+            ans = prob.answer
+        elif prob.answer_words and rng.random() < self.params.wrong_format:
+            return f"Answer: {prob.answer_words(prob.answer)}"
+        elif prob.mistakes and rng.random() < self.params.favourite_mistake:
+            ans = prob.mistakes[0]
+        else:
+            ans = rng.choice(prob.mistakes) if prob.mistakes else "0"
+        if rng.random() < self.params.format_ok:
+            return f"Let me work through it step by step.\nAnswer: {ans}"
+        return f"I think the result is {ans}."
+
+    def _review(self, messages: Sequence[Mapping[str, Any]], prob: Problem | None, rng: Random) -> str:
+        answers = [_text(m) for m in messages if m.get("role") == "assistant"]
+        stated = _stated(answers[-1]) if answers else None
+        if prob is None:
+            agrees = False
+        else:
+            agrees = stated is not None and stated == self.belief(prob)
+        yes = rng.random() < (self.params.judge_agree if agrees else self.params.judge_disagree)
+        if yes:
+            return "I re-checked the steps and they look right.\nVERDICT: correct"
+        return "One of the steps may be wrong.\nVERDICT: incorrect"
+
+    async def complete(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ):
+        """One completion (the :class:`~agentsynth.models.base.ChatModel` protocol)."""
+        from ..models.base import Completion
+
+        choice = self.choices(messages, n=1, temperature=temperature, seed=seed, max_tokens=max_tokens)[0]
+        return Completion(
+            message={"role": "assistant", "content": choice["content"]},
+            finish_reason=choice["finish_reason"],
+            prompt_tokens=self.prompt_tokens(messages),
+            completion_tokens=choice["tokens"],
+        )
+
+    def choices(self, messages: Sequence[Mapping[str, Any]], *, n: int = 1, temperature: float = 1.0, seed: int | None = None, max_tokens: int | None = None) -> list[dict[str, Any]]:
+        """``n`` replies as ``{"content", "finish_reason", "tokens"}`` (used by the HTTP server too)."""
+        out = []
+        for i in range(n):
+            text = self.reply(messages, temperature=temperature, seed=seed, index=i)
+            reason = "stop"
+            if max_tokens is not None and _tokens(text) > max_tokens:
+                text, reason = text[: max(0, max_tokens * 4 - 1)], "length"
+            out.append({"content": text, "finish_reason": reason, "tokens": _tokens(text)})
+        return out
+
+    @staticmethod
+    def prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+        """The sim's prompt-token count for ``messages``."""
+        return sum(_tokens(_text(m)) + 3 for m in messages)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _gauss(*parts: Any) -> float:
+    """A standard normal draw fixed by ``parts`` (Box–Muller on two hashed uniforms)."""
+    u1 = max(_u(*parts, 1), 1e-12)
+    u2 = _u(*parts, 2)
+    return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
