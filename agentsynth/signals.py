@@ -174,6 +174,10 @@ def grader(
     return wrap
 
 
+class JudgeError(RuntimeError):
+    """A grading call to a model failed (raised by the runner's judge callable, not a grader bug)."""
+
+
 class GraderError(RuntimeError):
     """A grader raised: a bug in the grader, recorded as the episode's error."""
 
@@ -182,6 +186,8 @@ def run_grader(g: Grader, ctx: GradeContext) -> Signal:
     """Run one grader; wrap whatever it raises in :class:`GraderError` naming the grader."""
     try:
         sig = g.grade(ctx)
+    except JudgeError:
+        raise
     except Exception as exc:  # noqa: BLE001 - user code: report, never hide
         tb = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" at {tb[0].filename}:{tb[0].lineno}" if tb else ""

@@ -1,0 +1,264 @@
+"""The runner: plan a spec's episodes, run them concurrently against a model, store each one.
+
+Resuming is running the same spec under the same name again: episodes already stored ``ok`` are
+skipped, failed ones are run again (their row replaced, their token costs carried over), none is
+duplicated. Every finished episode goes through one :class:`~agentsynth.store.writer.StoreWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .env import TextEnv
+from .episode import request_seed, run_episode
+from .models.base import ChatModel, ModelError
+from .registry import UnknownEnvironment, resolve
+from .signals import JudgeError, JudgeReply, SignalType
+from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, env_configs, plan, planned_count
+from .store import runs as store_runs
+from .store.connection import connect
+from .store.writer import EpisodeRecord, StoreWriter
+
+
+@dataclass
+class RunResult:
+    """What a run did, read back from the store at the end."""
+
+    run_id: str
+    name: str
+    store: Path
+    status: str
+    planned: int
+    skipped: int
+    ran: int
+    ok: int
+    errors: int
+    first_pass_rate: float | None
+    last_pass_rate: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    judge_tokens: int
+    retries: int
+    elapsed_s: float
+    error_examples: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A human summary, one fact per line."""
+        pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+        out = [
+            f"run {self.name} ({self.run_id}): {self.status}",
+            f"episodes: {self.ok} ok, {self.errors} failed of {self.planned} planned"
+            f" ({self.ran} run now, {self.skipped} already stored) in {self.elapsed_s:.1f}s",
+            f"pass rate (truth): first turn {pct(self.first_pass_rate)}, last turn {pct(self.last_pass_rate)}",
+            f"tokens: {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
+            + (f" + {self.judge_tokens:,} grading" if self.judge_tokens else "")
+            + (f"; {self.retries} retried calls" if self.retries else ""),
+            f"store: {self.store}",
+        ]
+        if self.error_examples:
+            out.append("errors (see episodes.error): " + " | ".join(self.error_examples))
+        return out
+
+
+def build_model(spec: RunSpec) -> ChatModel:
+    """The spec's model: the in-process sim for ``model = "sim"`` without a base URL, else an
+    OpenAI-compatible endpoint (the key read from the variable named by ``api_key_env``)."""
+    if spec.model == "sim" and not spec.base_url:
+        from .sim import SimModel, SimParams
+
+        try:
+            return SimModel(SimParams.from_dict(spec.sim))
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"[sim]: {exc}") from None
+    from .models.openai_compat import OpenAIModel, api_key_from_env
+    from .models.retry import RetryPolicy
+
+    return OpenAIModel(
+        spec.model,
+        base_url=spec.base_url,
+        api_key=api_key_from_env(spec.api_key_env, spec.base_url),
+        timeout_s=spec.timeout_s,
+        concurrency=spec.concurrency,
+        policy=RetryPolicy(max_retries=spec.max_retries),
+    )
+
+
+def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], list[SignalType]]:
+    """Resolve and instantiate each config once: bad ids and kwargs fail before anything runs."""
+    resolved, types = [], []
+    for i, cfg in enumerate(configs):
+        try:
+            ref = resolve(cfg.ref)
+        except UnknownEnvironment as exc:
+            raise SpecError(f"envs: {exc}") from None
+        try:
+            env = ref.cls(**cfg.kwargs)
+        except Exception as exc:  # noqa: BLE001 - user code: report it
+            raise SpecError(f"envs: cannot create {cfg.ref} with {cfg.kwargs}: {type(exc).__name__}: {exc}") from None
+        resolved.append((ref.name, ref.cls))
+        types += [g.signal_type for g in env.graders.values()]
+        env.close()
+    return resolved, types
+
+
+class Runner:
+    """Runs a :class:`RunSpec`. ``Runner(spec).run()`` from a script; the CLI does the same.
+
+    ``on_progress(done, total, ok, errors)`` is called after each episode of this session.
+    ``fail_fast``: stop when this many episodes failed before any succeeded (a bad key, a broken
+    environment) instead of spending the whole plan on it.
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        model: ChatModel | None = None,
+        restart: bool = False,
+        on_progress: Callable[[int, int, int, int], None] | None = None,
+        on_start: Callable[[int, int], None] | None = None,
+        fail_fast: int = 25,
+    ):
+        self.spec = spec
+        self.model = model
+        self.restart = restart
+        self.on_progress = on_progress
+        self.on_start = on_start
+        self.fail_fast = fail_fast
+
+    def run(self) -> RunResult:
+        """Run to the end (blocking)."""
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> RunResult:
+        """Run to the end (in a running event loop)."""
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        configs = env_configs(spec)
+        envs, types = _probe(configs)
+        model = self.model or build_model(spec)
+        con = connect(spec.store, read_only=False)
+        try:
+            store_runs.record_signal_types(con, types)
+            state = store_runs.begin_run(
+                con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
+                base_url=model.base_url, planned=planned_count(spec), version=__version__, restart=self.restart,
+            )
+            todo = [p for p in plan(spec, configs) if p.episode_id not in state.done]
+            total = planned_count(spec)
+            if self.on_start:
+                self.on_start(total, len(todo))
+            counts = {"done": 0, "ok": 0, "errors": 0}
+            examples: list[str] = []
+            stop = asyncio.Event()
+            status = "interrupted"
+            writer = StoreWriter(con)
+            executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
+            try:
+                it = iter(todo)
+                await asyncio.gather(*[
+                    self._worker(it, envs, configs, model, executor, state, writer, counts, examples, stop, len(todo))
+                    for _ in range(min(spec.concurrency, max(1, len(todo))))
+                ])
+                status = "failed" if stop.is_set() else "completed"
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
+                if self.model is None:
+                    await model.aclose()
+                try:
+                    writer.close()
+                finally:
+                    if status == "interrupted":
+                        store_runs.finish_run(con, state.run_id, status)
+            result = self._result(con, state, total, len(todo), status, loop.time() - t0, examples, model)
+            store_runs.finish_run(con, state.run_id, result.status)
+            return result
+        finally:
+            con.close()
+
+    async def _worker(
+        self, it: Iterator[PlannedEpisode], envs: list[tuple[str, type[TextEnv]]], configs: list[EnvConfig],
+        model: ChatModel, executor: ThreadPoolExecutor, state: store_runs.RunState, writer: StoreWriter,
+        counts: dict[str, int], examples: list[str], stop: asyncio.Event, total: int,
+    ) -> None:
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        mine: dict[int, TextEnv] = {}
+        try:
+            for p in it:
+                if stop.is_set():
+                    return
+                env = mine.get(p.config)
+                if env is None:
+                    env = mine[p.config] = envs[p.config][1](**configs[p.config].kwargs)
+
+                def make_judge(seed: int, eid: str = p.episode_id) -> Callable[[list[dict[str, Any]]], JudgeReply]:
+                    def judge(messages: list[dict[str, Any]]) -> JudgeReply:
+                        coro = model.complete(messages, temperature=spec.temperature,
+                                              seed=request_seed(spec.seed, eid + ":judge", len(messages)),
+                                              max_tokens=spec.max_tokens)
+                        try:
+                            comp = asyncio.run_coroutine_threadsafe(coro, loop).result()
+                        except ModelError as exc:
+                            raise JudgeError(str(exc)) from None
+                        return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
+                    return judge
+
+                rec: EpisodeRecord = await run_episode(
+                    env=env, model=model, executor=executor, run_id=state.run_id, episode_id=p.episode_id,
+                    env_id=envs[p.config][0], env_config=configs[p.config].kwargs, seed=p.seed, sample=p.sample,
+                    run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                    system_prompt=spec.system_prompt, make_judge=make_judge, carry=state.failed.get(p.episode_id),
+                )
+                writer.submit(rec)
+                counts["done"] += 1
+                if rec.episode["status"] == "ok":
+                    counts["ok"] += 1
+                else:
+                    counts["errors"] += 1
+                    if len(examples) < 3 and rec.episode["error"] not in examples:
+                        examples.append(rec.episode["error"])
+                    if counts["ok"] == 0 and counts["errors"] >= self.fail_fast:
+                        stop.set()
+                if self.on_progress:
+                    self.on_progress(counts["done"], total, counts["ok"], counts["errors"])
+                while writer.pending() > 4 * writer.batch_size:  # backpressure: memory stays flat
+                    await asyncio.sleep(0.005)
+        finally:
+            for env in mine.values():
+                env.close()
+
+    def _result(self, con: Any, state: store_runs.RunState, planned: int, ran: int, status: str, elapsed: float,
+                examples: list[str], model: ChatModel) -> RunResult:
+        row = con.execute(
+            """SELECT count(*) FILTER (status = 'ok'), count(*) FILTER (status <> 'ok'),
+                      avg(passed_first::INT) FILTER (status = 'ok'), avg(passed_last::INT) FILTER (status = 'ok'),
+                      coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(judge_tokens), 0)
+               FROM episodes WHERE run_id = ?""",
+            [state.run_id],
+        ).fetchone()
+        ok, errors, first, last, pt, ct, jt = row
+        if status == "completed" and ok < planned:
+            status = "incomplete"
+        return RunResult(
+            run_id=state.run_id, name=self.spec.name, store=Path(self.spec.store), status=status, planned=planned,
+            skipped=planned - ran, ran=ran, ok=ok, errors=errors, first_pass_rate=first, last_pass_rate=last,
+            prompt_tokens=pt, completion_tokens=ct, judge_tokens=jt, retries=getattr(model, "retries", 0),
+            elapsed_s=elapsed, error_examples=examples,
+        )
+
+
+def run(spec: RunSpec | str | Path, **kwargs: Any) -> RunResult:
+    """Run a spec (a :class:`RunSpec` or a TOML path) to the end; kwargs go to :class:`Runner`."""
+    if not isinstance(spec, RunSpec):
+        from .spec import load_spec
+
+        spec = load_spec(spec)
+    return Runner(spec, **kwargs).run()

@@ -1,0 +1,161 @@
+"""Run specs: what to run (environments × task seeds × samples), against which model, where to store.
+
+A spec is a TOML file (see ``runs/quickstart.toml``) or a :class:`RunSpec` built in Python. The
+planner turns it into episodes with stable ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SpecError(ValueError):
+    """The spec is malformed or names something that does not exist (message says which)."""
+
+
+class EnvSpec(BaseModel):
+    """One environment in a run: which tasks, which feedback channel(s), how many turns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="registered name, agentsynth/<name>-v0, or module:Class")
+    tasks: int = Field(20, gt=0, description="number of task seeds")
+    seed_start: int = Field(0, ge=0, description="first task seed")
+    feedback: str | list[str] | None = Field(None, description="channel, or a list: one config per channel")
+    max_turns: int = Field(3, ge=1, le=100)
+    difficulty: int = Field(1, ge=1, le=10)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="other constructor arguments")
+
+    def channels(self) -> list[str | None]:
+        """The feedback channels this entry expands to."""
+        if self.feedback is None:
+            return [None]
+        return [self.feedback] if isinstance(self.feedback, str) else list(dict.fromkeys(self.feedback))
+
+
+class RunSpec(BaseModel):
+    """A whole run. Fields not in the content hash (concurrency, store, endpoint, key variable,
+    timeouts) can change between resumes; the others cannot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    model: str = "sim"
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    samples: int = Field(1, ge=1, le=10_000)
+    concurrency: int = Field(16, ge=1, le=4096)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(1024, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=100)
+    seed: int = 0
+    system_prompt: str | None = None
+    store: str = "runs/agentsynth.duckdb"
+    envs: list[EnvSpec] = Field(min_length=1)
+    sim: dict[str, Any] = Field(default_factory=dict, description="sim model parameters (model = 'sim')")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _not_a_key(cls, v: str | None) -> str | None:
+        if v and (v.startswith("sk-") or len(v) > 64):
+            raise ValueError("api_key_env names an environment variable; never put the key itself in a spec")
+        return v
+
+    _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries"}
+
+    def content(self) -> dict[str, Any]:
+        """The fields that decide what the run produces (hashed; stored as the run's spec)."""
+        return self.model_dump(mode="json", exclude=self._RUNTIME)
+
+    def spec_hash(self) -> str:
+        """Hash of :meth:`content`: a resumed run must have the same."""
+        return hashlib.sha256(json.dumps(self.content(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path, **overrides: Any) -> RunSpec:
+    """Read a TOML spec; ``overrides`` (e.g. ``model=...``) replace top-level fields when not None."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"no spec file at {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{p}: malformed TOML: {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_spec(data, source=str(p))
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:
+    """Validate a spec dict; errors name the field, one per line."""
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            lines.append(f"{loc}: {e['msg']}")
+        raise SpecError(f"{source}: invalid spec: " + "; ".join(lines)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvConfig:
+    """One environment configuration in a plan (one entry × one feedback channel)."""
+
+    ref: str
+    kwargs: dict[str, Any]
+    seeds: range
+
+    @property
+    def key(self) -> str:
+        """Canonical JSON of (ref, kwargs): part of every episode id."""
+        return json.dumps({"env": self.ref, **self.kwargs}, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEpisode:
+    """One planned episode: which config, which task seed, which sample."""
+
+    episode_id: str
+    config: int
+    seed: int
+    sample: int
+
+
+def env_configs(spec: RunSpec) -> list[EnvConfig]:
+    """Expand the spec's environments (one config per feedback channel)."""
+    out = []
+    for e in spec.envs:
+        for ch in e.channels():
+            kwargs = {"max_turns": e.max_turns, "difficulty": e.difficulty, **e.kwargs}
+            if ch is not None:
+                kwargs["feedback"] = ch
+            out.append(EnvConfig(e.id, kwargs, range(e.seed_start, e.seed_start + e.tasks)))
+    return out
+
+
+def episode_id(run_name: str, config: EnvConfig, seed: int, sample: int) -> str:
+    """Stable id from (run name, env id, env kwargs, task seed, sample)."""
+    h = hashlib.blake2b(f"{run_name}\x00{config.key}\x00{seed}\x00{sample}".encode(), digest_size=10)
+    return "e-" + h.hexdigest()
+
+
+def plan(spec: RunSpec, configs: list[EnvConfig] | None = None) -> Iterator[PlannedEpisode]:
+    """All episodes of the run, in a stable order (configs × seeds × samples)."""
+    for ci, cfg in enumerate(configs if configs is not None else env_configs(spec)):
+        for seed in cfg.seeds:
+            for sample in range(spec.samples):
+                yield PlannedEpisode(episode_id(spec.name, cfg, seed, sample), ci, seed, sample)
+
+
+def planned_count(spec: RunSpec) -> int:
+    """How many episodes the spec plans."""
+    return sum(len(c.seeds) for c in env_configs(spec)) * spec.samples

@@ -1,0 +1,92 @@
+"""The trajectory store: one DuckDB file. Read it with :func:`open_store`.
+
+Tables (documented in the README): runs, tasks, episodes, messages, signals, signal_types.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .connection import StoreError, connect
+
+DEFAULT_STORE = Path("runs") / "agentsynth.duckdb"
+
+# Statement types a read-only query may contain. PRAGMA/CALL only for the read-only pragmas below.
+_READ_TYPES = {"SELECT", "EXPLAIN"}
+_READ_PRAGMAS = {
+    "show_tables", "show_tables_expanded", "table_info", "show", "storage_info", "database_size",
+    "version", "platform", "functions", "collations", "database_list", "metadata_info",
+}
+_PRAGMA = re.compile(r"^\s*(?:pragma|call)\s+(?:pragma_)?([a-z_]+)\s*(\(|;|$)", re.I)
+
+
+class ReadOnlyViolation(StoreError):
+    """A query that would change the store, its settings or files."""
+
+
+def check_read_only(sql: str) -> None:
+    """Raise :class:`ReadOnlyViolation` unless every statement in ``sql`` only reads."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot parse query: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise StoreError("empty query")
+    for st in statements:
+        kind = st.type.name
+        text = st.query.strip()
+        if kind in _READ_TYPES:
+            if kind == "EXPLAIN" and re.match(r"^\s*explain\s+analy[sz]e\b", text, re.I):
+                check_read_only(re.sub(r"^\s*explain\s+analy[sz]e\s+", "", text, flags=re.I))
+            continue
+        if kind in ("PRAGMA", "CALL"):
+            m = _PRAGMA.match(text)
+            if m and m.group(1).lower() in _READ_PRAGMAS and "=" not in text.split("(")[0]:
+                continue
+        first = text.split(None, 1)[0].upper() if text else kind
+        raise ReadOnlyViolation(
+            f"refused: {first} statements can change the store or its files; `agentsynth sql` only reads "
+            "(SELECT, EXPLAIN, DESCRIBE, SHOW, SUMMARIZE and read-only PRAGMAs)"
+        )
+
+
+class Store:
+    """A read-only view of a store file. Queries return DuckDB relations (``.arrow()``,
+    ``.df()``, ``.pl()``, ``.fetchall()``)."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE):
+        self.path = Path(path)
+        self.con = connect(self.path, read_only=True)
+
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run a read-only query; raise :class:`ReadOnlyViolation` for anything that writes."""
+        check_read_only(query)
+        if params is None:
+            return self.con.sql(query)
+        return self.con.sql(query, params=params)
+
+    def table(self, name: str) -> duckdb.DuckDBPyRelation:
+        """One table as a relation (e.g. ``store.table("episodes").filter("status = 'ok'")``)."""
+        return self.con.table(name)
+
+    def close(self) -> None:
+        """Release the file (other processes can then write it)."""
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | Path = DEFAULT_STORE) -> Store:
+    """Open a store read-only: ``with open_store("runs/agentsynth.duckdb") as s: s.sql(...)``."""
+    return Store(path)
+
+
+__all__ = ["DEFAULT_STORE", "ReadOnlyViolation", "Store", "StoreError", "check_read_only", "open_store"]

@@ -1,0 +1,53 @@
+"""Opening a store file: clear errors for a locked, missing, foreign or newer store."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from . import migrations
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used as asked (the message says why)."""
+
+
+def connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; writable opens create it and apply pending migrations."""
+    p = Path(path)
+    if read_only and not p.exists():
+        raise StoreError(f"no store at {p} (run `agentsynth run` first, or pass --store PATH)")
+    if not read_only:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(p), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            pid = re.search(r"PID (\d+)", msg)
+            who = f"process {pid.group(1)}" if pid else "another process"
+            raise StoreError(
+                f"store {p} is in use by {who} (probably a running `agentsynth run`); "
+                "DuckDB allows one writer and no readers meanwhile: try again when it finishes"
+            ) from None
+        raise StoreError(f"cannot open store {p}: {msg}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open store {p}: {exc}") from None
+    try:
+        if read_only:
+            pending = migrations.check(con)
+            if pending and migrations.applied(con) == []:
+                raise StoreError(f"{p} is not an agentsynth store (no _migrations table)")
+            if pending:
+                raise StoreError(
+                    f"store {p} uses an older schema (missing {', '.join(pending)}); "
+                    "any writing command (e.g. `agentsynth run`) upgrades it"
+                )
+        else:
+            migrations.migrate(con)
+    except RuntimeError as exc:
+        con.close()
+        raise StoreError(str(exc)) from None
+    return con

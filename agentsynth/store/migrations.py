@@ -1,0 +1,162 @@
+"""The store's schema, as a list of small named migrations applied once each, in order.
+
+Each migration is a function of a DuckDB connection; the ``_migrations`` table records which ones
+ran. A store whose ``_migrations`` names one this code does not know was written by a newer
+agentsynth and is refused. Add a migration by appending a function; never edit a released one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration (its name is recorded)."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """runs, tasks, episodes, messages, signals, signal_types."""
+    con.execute(
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            spec JSON NOT NULL,
+            spec_hash VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            base_url VARCHAR,
+            status VARCHAR NOT NULL,
+            planned INTEGER NOT NULL,
+            sessions INTEGER NOT NULL DEFAULT 1,
+            created_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            agentsynth_version VARCHAR NOT NULL
+        );
+        CREATE TABLE tasks (
+            task_id VARCHAR PRIMARY KEY,
+            env_id VARCHAR NOT NULL,
+            domain VARCHAR NOT NULL,
+            seed BIGINT NOT NULL,
+            prompt VARCHAR NOT NULL,
+            answer VARCHAR NOT NULL,
+            metadata JSON
+        );
+        CREATE TABLE episodes (
+            episode_id VARCHAR PRIMARY KEY,
+            run_id VARCHAR NOT NULL,
+            task_id VARCHAR,
+            env_id VARCHAR NOT NULL,
+            env_config JSON,
+            feedback VARCHAR NOT NULL,
+            domain VARCHAR,
+            seed BIGINT NOT NULL,
+            sample INTEGER NOT NULL,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            turns INTEGER NOT NULL,
+            reward DOUBLE,
+            terminated BOOLEAN,
+            truncated BOOLEAN,
+            passed_first BOOLEAN,
+            passed_last BOOLEAN,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            judge_tokens BIGINT NOT NULL,
+            attempts INTEGER NOT NULL,
+            tries INTEGER NOT NULL,
+            latency_s DOUBLE,
+            started_at TIMESTAMPTZ,
+            finished_at TIMESTAMPTZ
+        );
+        CREATE TABLE messages (
+            episode_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            turn INTEGER NOT NULL,
+            role VARCHAR NOT NULL,
+            content VARCHAR,
+            tool_calls JSON,
+            tool_call_id VARCHAR,
+            PRIMARY KEY (episode_id, position)
+        );
+        CREATE TABLE signals (
+            episode_id VARCHAR NOT NULL,
+            turn INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            value DOUBLE,
+            passed BOOLEAN,
+            feedback VARCHAR,
+            details JSON,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (episode_id, turn, name, role)
+        );
+        CREATE TABLE signal_types (
+            name VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL,
+            openness VARCHAR NOT NULL,
+            meta_level INTEGER NOT NULL,
+            task_relevant BOOLEAN NOT NULL,
+            description VARCHAR
+        );
+        """
+    )
+
+
+def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations recorded in the store ([] for a new or foreign file)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    return [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY applied_order").fetchall()]
+
+
+def known() -> list[str]:
+    """Names of the migrations this code knows, in order."""
+    return [m.__name__ for m in MIGRATIONS]
+
+
+def check(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the pending migrations; raise if the store was written by a newer agentsynth."""
+    done = applied(con)
+    names = known()
+    unknown = [n for n in done if n not in names]
+    if unknown:
+        raise RuntimeError(
+            f"the store was written by a newer agentsynth (unknown schema migrations: {', '.join(unknown)}); upgrade agentsynth to read it"
+        )
+    return [n for n in names if n not in done]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply pending migrations, each in its own transaction; return their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_order INTEGER, applied_at TIMESTAMPTZ)"
+    )
+    pending = check(con)
+    done = len(applied(con))
+    for i, fn in enumerate(MIGRATIONS):
+        if fn.__name__ not in pending:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            fn(con)
+            con.execute(
+                "INSERT INTO _migrations VALUES (?, ?, ?)",
+                [fn.__name__, done + i, datetime.now(timezone.utc)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return pending

@@ -1,0 +1,152 @@
+"""The single store writer: finished episodes stream in, batched transactions go out.
+
+One thread owns the write connection while a run is going. Each batch (up to ``batch_size``
+episodes or ``interval`` seconds' worth) is one transaction holding the episodes, their tasks,
+messages and signals, so after a crash (even SIGKILL) an episode is either wholly in the store or
+not at all. Rows go in as Arrow tables: ~100x faster than row-by-row inserts in DuckDB.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+_SCHEMAS = {
+    "tasks": pa.schema([
+        ("task_id", pa.string()), ("env_id", pa.string()), ("domain", pa.string()), ("seed", pa.int64()),
+        ("prompt", pa.string()), ("answer", pa.string()), ("metadata", pa.string()),
+    ]),
+    "episodes": pa.schema([
+        ("episode_id", pa.string()), ("run_id", pa.string()), ("task_id", pa.string()), ("env_id", pa.string()),
+        ("env_config", pa.string()), ("feedback", pa.string()), ("domain", pa.string()), ("seed", pa.int64()),
+        ("sample", pa.int32()), ("status", pa.string()), ("error", pa.string()), ("turns", pa.int32()),
+        ("reward", pa.float64()), ("terminated", pa.bool_()), ("truncated", pa.bool_()),
+        ("passed_first", pa.bool_()), ("passed_last", pa.bool_()), ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()), ("judge_tokens", pa.int64()), ("attempts", pa.int32()),
+        ("tries", pa.int32()), ("latency_s", pa.float64()),
+        ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    "messages": pa.schema([
+        ("episode_id", pa.string()), ("position", pa.int32()), ("turn", pa.int32()), ("role", pa.string()),
+        ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
+    ]),
+    "signals": pa.schema([
+        ("episode_id", pa.string()), ("turn", pa.int32()), ("name", pa.string()), ("role", pa.string()),
+        ("value", pa.float64()), ("passed", pa.bool_()), ("feedback", pa.string()), ("details", pa.string()),
+        ("tokens", pa.int32()),
+    ]),
+}
+
+
+@dataclass(slots=True)
+class EpisodeRecord:
+    """Everything one finished episode adds to the store (rows as dicts keyed by column)."""
+
+    episode: dict[str, Any]
+    task: dict[str, Any] | None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    replaces: bool = False  # an earlier failed attempt of this episode is stored: replace it
+
+
+def _table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = _SCHEMAS[name]
+    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in schema}, schema=schema)
+
+
+class StoreWriter:
+    """Owns the write connection; :meth:`submit` from any thread, :meth:`close` at the end."""
+
+    _STOP = object()
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, batch_size: int = 1000, interval: float = 0.5):
+        self.con = con
+        self.batch_size = batch_size
+        self.interval = interval
+        self.written = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="agentsynth-store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: EpisodeRecord) -> None:
+        """Queue one finished episode; raises if the writer has failed."""
+        if self.error is not None:
+            raise RuntimeError(f"store writer failed: {self.error}") from self.error
+        self._q.put(record)
+
+    def pending(self) -> int:
+        """Episodes queued but not yet committed."""
+        return self._q.qsize()
+
+    def close(self) -> None:
+        """Flush everything queued and stop the thread; re-raise a writer failure."""
+        self._q.put(self._STOP)
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"store writer failed: {self.error}") from self.error
+
+    def _loop(self) -> None:
+        batch: list[EpisodeRecord] = []
+        deadline = time.monotonic() + self.interval
+        stop = False
+        while not stop:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                item = self._q.get(timeout=timeout)
+                if item is self._STOP:
+                    stop = True
+                else:
+                    batch.append(item)
+                    while len(batch) < self.batch_size:  # drain what is already there
+                        item = self._q.get_nowait()
+                        if item is self._STOP:
+                            stop = True
+                            break
+                        batch.append(item)
+            except queue.Empty:
+                pass
+            if batch and (stop or len(batch) >= self.batch_size or time.monotonic() >= deadline):
+                if self.error is None:
+                    try:
+                        self._flush(batch)
+                        self.written += len(batch)
+                    except BaseException as exc:  # noqa: BLE001 - surfaced through submit/close
+                        self.error = exc
+                batch = []
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + self.interval
+
+    def _flush(self, batch: list[EpisodeRecord]) -> None:
+        tasks = {r.task["task_id"]: r.task for r in batch if r.task is not None}
+        episodes = [r.episode for r in batch]
+        messages = [m for r in batch for m in r.messages]
+        signals = [s for r in batch for s in r.signals]
+        replaced = [r.episode["episode_id"] for r in batch if r.replaces]
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if replaced:
+                ids = pa.table({"episode_id": pa.array(replaced, pa.string())})
+                con.register("_replaced", ids)
+                for t in ("signals", "messages", "episodes"):
+                    con.execute(f"DELETE FROM {t} WHERE episode_id IN (SELECT episode_id FROM _replaced)")
+                con.unregister("_replaced")
+            if tasks:
+                con.register("_b", _table("tasks", list(tasks.values())))
+                con.execute("INSERT OR IGNORE INTO tasks BY NAME SELECT * FROM _b")
+            for name, rows in (("episodes", episodes), ("messages", messages), ("signals", signals)):
+                if rows:
+                    con.register("_b", _table(name, rows))
+                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _b")
+            con.unregister("_b")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
