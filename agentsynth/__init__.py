@@ -1,22 +1,44 @@
-"""agentsynth: agentic data synthesis around environments, with a DuckDB trajectory store."""
+"""agentsynth: agentic data synthesis around environments, with a DuckDB trajectory store.
 
-from .env import TextEnv, final_answer
-from .signals import GradeContext, Grader, JudgeReply, Signal, SignalType, grader
-from .tasks import Task
+The public API: define environments (:class:`TextEnv`, :func:`grader`, :class:`Signal`,
+:class:`SignalType`), run them (:func:`run`, :class:`Runner`, :class:`RunSpec`, :func:`load_spec`),
+and read what they produced (:func:`open_store`).
+"""
+
 from . import registry as _registry
-
-__version__ = "0.1.0"
+from ._version import __version__
+from .env import TextEnv, final_answer
+from .models.base import ChatModel, Completion, ModelError
+from .runner import RunResult, Runner, run
+from .signals import GradeContext, Grader, JudgeReply, Signal, SignalType, grader
+from .spec import EnvSpec, RunSpec, SpecError, load_spec
+from .store import Store, StoreError, open_store
+from .tasks import Task
 
 _registry.register_all()
 
 __all__ = [
+    "ChatModel",
+    "Completion",
+    "EnvSpec",
     "GradeContext",
     "Grader",
     "JudgeReply",
+    "ModelError",
+    "RunResult",
+    "RunSpec",
+    "Runner",
     "Signal",
     "SignalType",
+    "SpecError",
+    "Store",
+    "StoreError",
     "Task",
     "TextEnv",
+    "__version__",
     "final_answer",
     "grader",
+    "load_spec",
+    "open_store",
+    "run",
 ]

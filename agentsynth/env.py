@@ -127,6 +127,14 @@ class TextEnv(gym.Env[str, Any]):
         """The environment's short name (class attribute ``name``, else the class name)."""
         return type(self).name or type(self).__name__
 
+    def all_graders(self) -> dict[str, Grader]:
+        """Every grader this environment can use: its scores, its truth and every channel."""
+        out = dict(self.graders)
+        for g in self._channels.values():
+            if g is not None:
+                out.setdefault(g.name, g)
+        return out
+
     @property
     def channels(self) -> tuple[str, ...]:
         """The feedback channels this environment offers."""

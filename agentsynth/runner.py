@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .env import TextEnv
 from .episode import request_seed, run_episode
 from .models.base import ChatModel, ModelError

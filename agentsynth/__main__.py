@@ -1,0 +1,5 @@
+"""``python -m agentsynth`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,285 @@
+"""The ``agentsynth`` command: run, sql, runs, envs, serve.
+
+Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
+command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .store import DEFAULT_STORE
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="agentsynth")
+def main() -> None:
+    """Agentic data synthesis around environments, with a DuckDB trajectory store.
+
+    \b
+    Quick start (offline, built-in sim model):
+      agentsynth run runs/quickstart.toml
+      agentsynth sql "SELECT feedback, avg(passed_last::INT) FROM episodes GROUP BY 1"
+    """
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--name", help="Run name (default: the spec's). Same name + same spec resumes.")
+@click.option("--model", help="Model name at the endpoint, or 'sim' (overrides the spec).")
+@click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--api-key-env", help="Environment variable holding the API key (never the key itself).")
+@click.option("--store", type=click.Path(dir_okay=False), help="DuckDB store file (overrides the spec).")
+@click.option("--concurrency", type=int, help="Episodes in flight at once.")
+@click.option("--samples", type=int, help="Samples per task.")
+@click.option("--restart", is_flag=True, help="Discard a stored run of this name and start anew.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
+    """Run the synthesis described by SPEC (a TOML run spec); resumes an interrupted run."""
+    from .models.base import ModelError
+    from .runner import Runner
+    from .spec import SpecError, load_spec
+    from .store import StoreError
+
+    try:
+        spec = load_spec(spec_path, **overrides)
+    except SpecError as exc:
+        _fail(str(exc))
+    progress = _Progress(spec.name, enabled=not quiet)
+    runner = Runner(spec, restart=restart, on_start=progress.start, on_progress=progress.update)
+    try:
+        result = runner.run()
+    except (SpecError, StoreError) as exc:
+        progress.stop()
+        _fail(str(exc))
+    except ModelError as exc:
+        progress.stop()
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        progress.stop()
+        _fail("interrupted; run the same command again to resume", 130)
+    progress.stop()
+    for line in result.lines():
+        click.echo(line)
+    if result.status != "completed":
+        hint = "; run again to retry the failed episodes" if result.status in ("incomplete", "failed") else ""
+        _fail(f"run {result.name} {result.status}: {result.errors} episode(s) failed{hint}", EXIT_FAILED)
+
+
+class _Progress:
+    """A rich progress bar on stderr (silent when disabled)."""
+
+    def __init__(self, name: str, enabled: bool):
+        self.name = name
+        self.enabled = enabled
+        self._p: Any = None
+        self._task: Any = None
+
+    def start(self, total: int, todo: int) -> None:
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        if todo < total:
+            click.echo(f"resuming {self.name}: {total - todo} of {total} episodes already stored", err=True)
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self._task = self._p.add_task(self.name, total=todo, status="")
+        self._p.start()
+
+    def update(self, done: int, total: int, ok: int, errors: int) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
+
+    def stop(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+            self._p = None
+
+
+@main.command()
+@click.argument("query")
+@click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to a file (required for parquet).")
+@click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown by --format table.")
+def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int) -> None:
+    """Run a read-only SQL QUERY on the store ('-' reads it from stdin).
+
+    \b
+    Tables: runs, tasks, episodes, messages, signals, signal_types.
+    Example: agentsynth sql "SELECT domain, avg(reward) FROM episodes GROUP BY 1"
+    """
+    import duckdb
+
+    from .store import StoreError, open_store
+
+    if query == "-":
+        query = sys.stdin.read()
+    if fmt == "parquet" and not out:
+        _fail("--format parquet needs --out FILE")
+    try:
+        with open_store(store) as s:
+            rel = s.sql(query)
+            if rel is None:
+                _fail("the query returned no result set")
+            if fmt == "parquet":
+                rel.write_parquet(out)
+                click.echo(f"wrote {out}", err=True)
+                return
+            cols = rel.columns
+            rows = rel.fetchall()
+    except StoreError as exc:
+        _fail(str(exc))
+    except duckdb.Error as exc:
+        _fail(" ".join(str(exc).split()))
+    stream = open(out, "w", newline="") if out else sys.stdout
+    try:
+        if fmt == "csv":
+            w = csv.writer(stream)
+            w.writerow(cols)
+            w.writerows(rows)
+        elif fmt == "json":
+            json.dump([dict(zip(cols, r)) for r in rows], stream, default=str, indent=1)
+            stream.write("\n")
+        else:
+            _print_table(cols, rows, max_rows, stream)
+    finally:
+        if out:
+            stream.close()
+
+
+def _print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, stream: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_lines=False, header_style="bold")
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows[:max_rows]:
+        t.add_row(*("NULL" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
+    console = Console(file=stream, width=None if stream.isatty() else 200)
+    console.print(t)
+    more = f" (showing {max_rows}; use --max-rows or --format csv)" if len(rows) > max_rows else ""
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}", style="dim")
+
+
+@main.command()
+@click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
+def runs(store: str) -> None:
+    """List the runs in a store with episode counts and pass rates."""
+    from .store import StoreError, open_store
+
+    query = """
+        SELECT r.name, r.run_id, r.model, r.status, r.planned,
+               count(e.episode_id) FILTER (e.status = 'ok') AS ok,
+               count(e.episode_id) FILTER (e.status <> 'ok') AS failed,
+               round(avg(e.passed_first::INT) FILTER (e.status = 'ok'), 3) AS pass_first,
+               round(avg(e.passed_last::INT) FILTER (e.status = 'ok'), 3) AS pass_last,
+               coalesce(sum(e.prompt_tokens + e.completion_tokens + e.judge_tokens), 0) AS tokens,
+               strftime(r.created_at, '%Y-%m-%d %H:%M') AS created
+        FROM runs r LEFT JOIN episodes e USING (run_id)
+        GROUP BY ALL ORDER BY created"""
+    try:
+        with open_store(store) as s:
+            rel = s.sql(query)
+            cols, rows = rel.columns, rel.fetchall()
+    except StoreError as exc:
+        _fail(str(exc))
+    _print_table(cols, rows, 1000, sys.stdout)
+
+
+@main.command()
+def envs() -> None:
+    """List registered environments: domain, feedback channels, graders and their labels."""
+    from .registry import available, resolve
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(header_style="bold")
+    for c in ("name", "gymnasium id", "domain", "feedback channels", "graders (source/openness/meta/task-relevant)"):
+        t.add_column(c, overflow="fold")
+    for name, target in available().items():
+        try:
+            env = resolve(name).cls()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin should not hide the others
+            t.add_row(name, f"agentsynth/{name}-v0", "?", "?", f"cannot load {target}: {exc}")
+            continue
+        graders = ", ".join(
+            f"{g.name} ({g.signal_type.source}/{g.signal_type.openness}/{g.signal_type.meta_level}/"
+            f"{'yes' if g.signal_type.task_relevant else 'no'})"
+            for g in env.all_graders().values()
+        )
+        t.add_row(name, f"agentsynth/{name}-v0", type(env).domain or name, ", ".join(env.channels), graders)
+        env.close()
+    Console().print(t)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--model-name", default="sim", show_default=True, help="Model id the server reports.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added fixed latency per request.")
+@click.option("--fault-429", default=0.0, show_default=True, type=float, help="Fraction of requests answered 429 + Retry-After.")
+@click.option("--fault-500", default=0.0, show_default=True, type=float, help="Fraction answered 500.")
+@click.option("--fault-hang", default=0.0, show_default=True, type=float, help="Fraction that hang for --hang-s.")
+@click.option("--fault-malformed", default=0.0, show_default=True, type=float, help="Fraction answered with broken JSON.")
+@click.option("--retry-after", default=1.0, show_default=True, type=float, help="Seconds sent in Retry-After.")
+@click.option("--hang-s", default=30.0, show_default=True, type=float, help="How long a hanging request hangs.")
+@click.option("--fault-seed", default=0, show_default=True, type=int)
+@click.option("--sim", "sim_params", metavar="KEY=VALUE", multiple=True, help="A sim parameter, e.g. --sim use_hint=0.7 or --sim skill.arithmetic=0.8.")
+def serve(host: str, port: int, model_name: str, latency_ms: float, fault_429: float, fault_500: float,
+          fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
+          sim_params: tuple[str, ...]) -> None:
+    """Serve the built-in sim model over an OpenAI-compatible HTTP API (a simulator, for offline
+    use, tests and demos), optionally with injected faults and latency."""
+    from .sim import SimParams
+    from .sim.server import Faults, serve as serve_app
+
+    try:
+        params = SimParams.from_dict(_parse_sim(sim_params))
+        faults = Faults(rate_429=fault_429, rate_500=fault_500, rate_hang=fault_hang, rate_malformed=fault_malformed,
+                        retry_after_s=retry_after, hang_s=hang_s, seed=fault_seed)
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000)
+
+
+def _parse_sim(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--sim {item!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key.startswith("skill."):
+            out.setdefault("skill", {})[key[6:]] = value
+        else:
+            out[key] = value
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
