@@ -208,30 +208,43 @@ def runs(store: str) -> None:
 
 
 @main.command()
-def envs() -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def envs(fmt: str) -> None:
     """List registered environments: domain, feedback channels, graders and their labels."""
     from .registry import available, resolve
 
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(header_style="bold")
-    for c in ("name", "gymnasium id", "domain", "feedback channels", "graders (source/openness/meta/task-relevant)"):
-        t.add_column(c, overflow="fold")
+    rows = []
     for name, target in available().items():
+        row: dict[str, Any] = {"name": name, "gymnasium_id": f"agentsynth/{name}-v0", "target": target}
         try:
             env = resolve(name).cls()
         except Exception as exc:  # noqa: BLE001 - a broken plugin should not hide the others
-            t.add_row(name, f"agentsynth/{name}-v0", "?", "?", f"cannot load {target}: {exc}")
+            rows.append({**row, "error": f"cannot load {target}: {type(exc).__name__}: {exc}"})
+            continue
+        row["domain"] = type(env).domain or name
+        row["channels"] = list(env.channels)
+        row["graders"] = [
+            {"name": g.name, "source": g.signal_type.source, "openness": g.signal_type.openness,
+             "meta_level": g.signal_type.meta_level, "task_relevant": g.signal_type.task_relevant}
+            for g in env.all_graders().values()
+        ]
+        env.close()
+        rows.append(row)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    cols = ["name", "gymnasium id", "domain", "feedback channels", "graders (source/openness/meta-level/task-relevant)"]
+    table = []
+    for r in rows:
+        if "error" in r:
+            table.append((r["name"], r["gymnasium_id"], "?", "?", r["error"]))
             continue
         graders = ", ".join(
-            f"{g.name} ({g.signal_type.source}/{g.signal_type.openness}/{g.signal_type.meta_level}/"
-            f"{'yes' if g.signal_type.task_relevant else 'no'})"
-            for g in env.all_graders().values()
+            f"{g['name']} ({g['source']}/{g['openness']}/{g['meta_level']}/{'yes' if g['task_relevant'] else 'no'})"
+            for g in r["graders"]
         )
-        t.add_row(name, f"agentsynth/{name}-v0", type(env).domain or name, ", ".join(env.channels), graders)
-        env.close()
-    Console().print(t)
+        table.append((r["name"], r["gymnasium_id"], r["domain"], ", ".join(r["channels"]), graders))
+    _print_table(cols, table, 10_000, sys.stdout)
 
 
 @main.command()

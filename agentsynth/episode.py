@@ -13,13 +13,13 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import datetime, timezone
 from typing import Any
 
 from .env import TextEnv
 from .models.base import ChatModel, Completion, ModelError
 from .signals import GraderError, JudgeError, JudgeReply
 from .store.writer import EpisodeRecord
+from .store.clock import utcnow
 
 
 class EnvironmentFailure(RuntimeError):
@@ -65,7 +65,7 @@ async def run_episode(
     """Run one episode to the end and return its rows. Never raises for model or environment
     failures: the episode is returned with ``status = 'error'`` and the error text."""
     loop = asyncio.get_running_loop()
-    started = datetime.now(timezone.utc)
+    started = utcnow()
     t0 = time.perf_counter()
     messages: list[dict[str, Any]] = []
     rows_m: list[dict[str, Any]] = []
@@ -150,6 +150,6 @@ async def run_episode(
         "completion_tokens": completion_tokens + carry.get("completion_tokens", 0),
         "judge_tokens": judge_tokens + carry.get("judge_tokens", 0),
         "attempts": attempts + carry.get("attempts", 0), "tries": 1 + carry.get("tries", 0),
-        "latency_s": time.perf_counter() - t0, "started_at": started, "finished_at": datetime.now(timezone.utc),
+        "latency_s": time.perf_counter() - t0, "started_at": started, "finished_at": utcnow(),
     }
     return EpisodeRecord(episode, task_row, rows_m, rows_s, replaces=bool(carry))

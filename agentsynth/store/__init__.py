@@ -55,7 +55,7 @@ def check_read_only(sql: str) -> None:
 
 
 class Store:
-    """A read-only view of a store file. Queries return DuckDB relations (``.arrow()``,
+    """A read-only view of a store file. Queries return DuckDB relations (``.to_arrow_table()``,
     ``.df()``, ``.pl()``, ``.fetchall()``)."""
 
     def __init__(self, path: str | Path = DEFAULT_STORE):

@@ -8,9 +8,10 @@ agentsynth and is refused. Add a migration by appending a function; never edit a
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import duckdb
+
+from .clock import utcnow
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 MIGRATIONS: list[Migration] = []
@@ -37,8 +38,8 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
             status VARCHAR NOT NULL,
             planned INTEGER NOT NULL,
             sessions INTEGER NOT NULL DEFAULT 1,
-            created_at TIMESTAMPTZ NOT NULL,
-            finished_at TIMESTAMPTZ,
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
             agentsynth_version VARCHAR NOT NULL
         );
         CREATE TABLE tasks (
@@ -74,8 +75,8 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
             attempts INTEGER NOT NULL,
             tries INTEGER NOT NULL,
             latency_s DOUBLE,
-            started_at TIMESTAMPTZ,
-            finished_at TIMESTAMPTZ
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP
         );
         CREATE TABLE messages (
             episode_id VARCHAR NOT NULL,
@@ -141,7 +142,7 @@ def check(con: duckdb.DuckDBPyConnection) -> list[str]:
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply pending migrations, each in its own transaction; return their names."""
     con.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_order INTEGER, applied_at TIMESTAMPTZ)"
+        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_order INTEGER, applied_at TIMESTAMP)"
     )
     pending = check(con)
     done = len(applied(con))
@@ -153,7 +154,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             fn(con)
             con.execute(
                 "INSERT INTO _migrations VALUES (?, ?, ?)",
-                [fn.__name__, done + i, datetime.now(timezone.utc)],
+                [fn.__name__, done + i, utcnow()],
             )
             con.execute("COMMIT")
         except BaseException:

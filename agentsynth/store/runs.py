@@ -6,12 +6,12 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
 
 from ..signals import SignalType
+from .clock import utcnow
 from .connection import StoreError
 
 
@@ -42,7 +42,7 @@ def begin_run(
     A stored run with the same name but another spec is refused unless ``restart``, which deletes
     that run's episodes, messages and signals (tasks stay: they are shared) and starts afresh.
     """
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     row = con.execute("SELECT run_id, spec_hash FROM runs WHERE name = ?", [name]).fetchone()
     if row is not None and not restart and row[1] != spec_hash:
         raise StoreError(
@@ -111,5 +111,5 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None
     """Set the run's final status and time."""
     con.execute(
         "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-        [status, datetime.now(timezone.utc), run_id],
+        [status, utcnow(), run_id],
     )

@@ -30,7 +30,7 @@ _SCHEMAS = {
         ("passed_first", pa.bool_()), ("passed_last", pa.bool_()), ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()), ("judge_tokens", pa.int64()), ("attempts", pa.int32()),
         ("tries", pa.int32()), ("latency_s", pa.float64()),
-        ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("started_at", pa.timestamp("us")), ("finished_at", pa.timestamp("us")),
     ]),
     "messages": pa.schema([
         ("episode_id", pa.string()), ("position", pa.int32()), ("turn", pa.int32()), ("role", pa.string()),

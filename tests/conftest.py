@@ -1,0 +1,67 @@
+"""Shared fixtures: temporary stores and specs, and a helper to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m agentsynth ARGS`` in a subprocess; returns the completed process."""
+    e = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "agentsynth", *args], cwd=cwd or ROOT, env=e, capture_output=True,
+        text=True, timeout=timeout, input=input,
+    )
+
+
+def write_spec(path: Path, body: str) -> Path:
+    """Write a TOML spec (dedented) and return its path."""
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def table_digest(store: Path) -> str:
+    """A digest of every row of the store's tables, to prove a command left it unchanged."""
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        h = hashlib.sha256()
+        for (t,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
+            for row in con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall():
+                h.update(repr(row).encode())
+        return h.hexdigest()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store.duckdb"
+
+
+@pytest.fixture
+def small_spec(tmp_path: Path, store: Path) -> Path:
+    return write_spec(tmp_path / "small.toml", f"""
+        name = "small"
+        model = "sim"
+        samples = 2
+        concurrency = 8
+        store = "{store}"
+
+        [[envs]]
+        id = "arithmetic"
+        tasks = 10
+        max_turns = 3
+        feedback = ["binary", "hint"]
+        """)
