@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -163,7 +162,7 @@ def test_malformed_toml(tmp_path: Path, store: Path, filled: str) -> None:
 ])
 def test_invalid_spec_fields(tmp_path: Path, store: Path, filled: str, body: str, message: str) -> None:
     spec = tmp_path / "s.toml"
-    spec.write_text(body + f'\n')
+    spec.write_text(body + '\n')
     r = cli("run", str(spec), "--store", str(store))
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert table_digest(store) == filled

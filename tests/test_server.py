@@ -11,7 +11,8 @@ from random import Random
 import openai
 import pytest
 
-from agentsynth.sim.server import Faults, create_app, running_server
+from agentsynth.sim.process import running_server
+from agentsynth.sim.server import Faults, create_app
 
 pytestmark = pytest.mark.timeout(120)
 
