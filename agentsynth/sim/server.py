@@ -36,7 +36,7 @@ from aiohttp import web
 
 from .model import SimModel, SimParams
 
-__all__ = ["Faults", "create_app", "serve", "running_server"]
+__all__ = ["Faults", "create_app", "serve"]
 
 _JSON = "application/json"
 _MAX_N = 128
