@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from typing import Any
 
@@ -76,7 +77,8 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
         click.echo(line)
     if result.status != "completed":
         hint = "; run again to retry the failed episodes" if result.status in ("incomplete", "failed") else ""
-        _fail(f"run {result.name} {result.status}: {result.errors} episode(s) failed{hint}", EXIT_FAILED)
+        first = f" (e.g. {result.error_examples[0]})" if result.error_examples else ""
+        _fail(f"run {result.name} {result.status}: {result.errors} episode(s) failed{first}{hint}", EXIT_FAILED)
 
 
 class _Progress:
@@ -258,10 +260,11 @@ def envs(fmt: str) -> None:
 @click.option("--retry-after", default=1.0, show_default=True, type=float, help="Seconds sent in Retry-After.")
 @click.option("--hang-s", default=30.0, show_default=True, type=float, help="How long a hanging request hangs.")
 @click.option("--fault-seed", default=0, show_default=True, type=int)
+@click.option("--api-key-env", help="Require the key held by this environment variable (401 otherwise).")
 @click.option("--sim", "sim_params", metavar="KEY=VALUE", multiple=True, help="A sim parameter, e.g. --sim use_hint=0.7 or --sim skill.arithmetic=0.8.")
 def serve(host: str, port: int, model_name: str, latency_ms: float, fault_429: float, fault_500: float,
           fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
-          sim_params: tuple[str, ...]) -> None:
+          api_key_env: str | None, sim_params: tuple[str, ...]) -> None:
     """Serve the built-in sim model over an OpenAI-compatible HTTP API (a simulator, for offline
     use, tests and demos), optionally with injected faults and latency."""
     from .sim import SimParams
@@ -273,7 +276,10 @@ def serve(host: str, port: int, model_name: str, latency_ms: float, fault_429: f
                         retry_after_s=retry_after, hang_s=hang_s, seed=fault_seed)
     except (TypeError, ValueError) as exc:
         _fail(str(exc))
-    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000)
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env) or _fail(f"environment variable {api_key_env} is not set")
+    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key)
 
 
 def _parse_sim(items: tuple[str, ...]) -> dict[str, Any]:

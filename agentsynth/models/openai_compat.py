@@ -8,6 +8,7 @@ retry policy of :mod:`agentsynth.models.retry` instead.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +44,8 @@ class OpenAIModel:
         policy: RetryPolicy | None = None,
     ):
         self.name = model
-        self.base_url = base_url
+        self.base_url = strip_credentials(base_url)
+        self._secrets = tuple(x for x in (api_key,) if x and len(x) >= 4 and x != "not-needed")
         self.policy = policy or RetryPolicy()
         self.limiter = AdaptiveLimiter(concurrency)
         self.retries = 0
@@ -91,13 +93,13 @@ class OpenAIModel:
                         resp = await self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             raise ModelError(
-                f"HTTP {exc.status_code} from {self.base_url or 'api.openai.com'}: {_brief(exc)}",
+                f"HTTP {exc.status_code} from {self.base_url or 'api.openai.com'}: {self._brief(exc)}",
                 transient=is_transient(exc), attempts=attempts, status=exc.status_code,
             ) from None
         except (openai.APIConnectionError, openai.APIResponseValidationError) as exc:
-            raise ModelError(f"{type(exc).__name__}: {_brief(exc)}", transient=is_transient(exc), attempts=attempts) from None
+            raise ModelError(f"{type(exc).__name__}: {self._brief(exc)}", transient=is_transient(exc), attempts=attempts) from None
         except Exception as exc:  # a reply the SDK could not parse (malformed JSON, wrong shape)
-            raise ModelError(f"malformed reply: {type(exc).__name__}: {str(exc)[:200]}", attempts=attempts) from None
+            raise ModelError(f"malformed reply: {type(exc).__name__}: {self._brief(exc)}", attempts=attempts) from None
         self.limiter.succeeded()
         return _completion(resp, attempts, time.perf_counter() - t0)
 
@@ -105,9 +107,30 @@ class OpenAIModel:
         """Close the HTTP connections."""
         await self.client.close()
 
+    def _brief(self, exc: BaseException) -> str:
+        return redact(" ".join(str(exc).split())[:300], self._secrets)
 
-def _brief(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}|(?<=Bearer )\S+", re.I)
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with the given secrets and anything shaped like an API key replaced by [redacted]."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def strip_credentials(url: str | None) -> str | None:
+    """A base URL without user:password@ and without a query string (both can carry keys)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _completion(resp: Any, attempts: int, latency: float) -> Completion:

@@ -32,7 +32,8 @@ def _child_main() -> None:
     cfg = json.loads(sys.argv[1])
     params = SimParams.from_dict(cfg["params"]) if cfg["params"] is not None else None
     faults = Faults(**cfg["faults"]) if cfg["faults"] is not None else None
-    app = create_app(params, model_name=cfg["model_name"], faults=faults, latency_s=cfg["latency_s"])
+    app = create_app(params, model_name=cfg["model_name"], faults=faults, latency_s=cfg["latency_s"],
+                     api_key=os.environ.get("AGENTSYNTH_SIM_API_KEY") or None)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
@@ -70,6 +71,7 @@ def running_server(
     model_name: str = "sim",
     faults: Faults | None = None,
     latency_s: float = 0.0,
+    api_key: str | None = None,
     startup_timeout: float = 30.0,
 ) -> Iterator[str]:
     """Run the sim server in a separate process on a free port of 127.0.0.1; yield its base URL.
@@ -93,8 +95,10 @@ def running_server(
         "latency_s": float(latency_s),
     }
     code = "from agentsynth.sim.process import _child_main; _child_main()"
+    env = {**os.environ, "AGENTSYNTH_SIM_API_KEY": api_key or ""}  # not on the command line
     proc = subprocess.Popen(
         [sys.executable, "-c", code, json.dumps(cfg)],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

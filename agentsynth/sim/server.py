@@ -153,15 +153,16 @@ def _parse(raw: bytes) -> dict[str, Any]:
 class _State:
     """What the app owns: the model, the fault generator and the counters."""
 
-    __slots__ = ("model", "model_name", "faults", "latency_s", "rng", "stats", "counter", "models_body", "err_429", "err_500", "retry_headers")
+    __slots__ = ("model", "model_name", "faults", "latency_s", "rng", "stats", "counter", "models_body", "err_429", "err_500", "retry_headers", "api_key")
 
-    def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float):
+    def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float, api_key: str | None = None):
+        self.api_key = api_key
         self.model = SimModel(params, name=model_name)
         self.model_name = model_name
         self.faults = faults or Faults()
         self.latency_s = float(latency_s)
         self.rng = Random(self.faults.seed)
-        self.stats = {"requests": 0, "ok": 0, "400": 0, "429": 0, "500": 0, "hang": 0, "malformed": 0}
+        self.stats = {"requests": 0, "ok": 0, "400": 0, "401": 0, "429": 0, "500": 0, "hang": 0, "malformed": 0}
         self.counter = 0
         self.models_body = json.dumps(
             {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "agentsynth"}]}
@@ -190,6 +191,11 @@ async def _chat(request: web.Request) -> web.Response:
     st = request.app[_STATE]
     stats = st.stats
     stats["requests"] += 1
+    if st.api_key is not None and request.headers.get("Authorization") != f"Bearer {st.api_key}":
+        stats["401"] += 1
+        # Like some real servers, echo the key it was given: clients must keep it out of their logs.
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return _error(401, f"Incorrect API key provided: {given}.", "invalid_request_error", "invalid_api_key")
     if st.latency_s > 0:
         await asyncio.sleep(st.latency_s)
     f = st.faults
@@ -248,6 +254,7 @@ def create_app(
     model_name: str = "sim",
     faults: Faults | None = None,
     latency_s: float = 0.0,
+    api_key: str | None = None,
 ) -> web.Application:
     """The sim's OpenAI-compatible :class:`aiohttp.web.Application`.
 
@@ -255,6 +262,8 @@ def create_app(
     model_name: the id listed by ``/v1/models`` (any requested ``model`` is answered and echoed).
     faults: injected faults (:class:`Faults`); none by default.
     latency_s: a fixed delay before every chat completion reply.
+    api_key: if set, chat requests must send ``Authorization: Bearer <api_key>``; others get a 401
+        whose message echoes the key they sent (as some servers do).
 
     Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, ``GET /stats``. ``/stats`` counts
     chat completion requests: ``requests`` in all and by outcome — ``ok``, ``400`` (bad body),
@@ -263,7 +272,7 @@ def create_app(
     if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)) or latency_s < 0:
         raise ValueError(f"latency_s={latency_s!r} must be a number >= 0")
     app = web.Application()
-    app[_STATE] = _State(params, model_name, faults, latency_s)
+    app[_STATE] = _State(params, model_name, faults, latency_s, api_key)
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/stats", _stats)
@@ -278,13 +287,14 @@ def serve(
     model_name: str = "sim",
     faults: Faults | None = None,
     latency_s: float = 0.0,
+    api_key: str | None = None,
     print_fn: Callable[[str], Any] | None = print,
 ) -> None:
     """Run the sim server on ``host:port`` until interrupted (Ctrl-C / SIGTERM).
 
     Prints one line with the base URL through ``print_fn`` (``None``: silent). No access log.
     """
-    app = create_app(params, model_name=model_name, faults=faults, latency_s=latency_s)
+    app = create_app(params, model_name=model_name, faults=faults, latency_s=latency_s, api_key=api_key)
     if print_fn is not None:
         print_fn(f'agentsynth sim server on http://{host}:{port}/v1 (model "{model_name}")')
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=1.0)

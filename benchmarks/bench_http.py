@@ -1,0 +1,295 @@
+"""Runner over HTTP vs the bare ``openai`` client, against the sim server with 200 ms latency.
+
+For each concurrency C (``--concurrency 64,256``) a fresh sim server is started in a child process
+(``agentsynth.sim.process.running_server(latency_s=0.2)``), and N single-turn episodes
+(``--episodes``, default 10,000) are run three ways, each in a fresh event loop:
+
+- ``bare/aiohttp``: ``openai.AsyncOpenAI`` with ``openai.DefaultAioHttpClient`` (the transport the
+  runner uses), C worker coroutines pulling the same N requests from a shared iterator;
+- ``bare/httpx``: the same with the SDK's default httpx transport (``DefaultAsyncHttpxClient``);
+- ``runner``: ``agentsynth.Runner`` with ``RunSpec(model="sim", base_url=..., concurrency=C)``, the
+  DuckDB store on (a fresh file in a temp dir). The model is built with
+  ``agentsynth.runner.build_model(spec)`` (what ``Runner`` does itself) so that it can be warmed up,
+  then passed to ``Runner(spec, model=model)``; the timed part is the whole ``Runner.arun()``.
+
+The requests are the same in all three: the arithmetic prompts for seeds 0..N-1 as one user
+message, model "sim", temperature 1.0, a seed, max_tokens 1024. Before timing, each client sends
+``--warmup`` requests (default 200; at least C) so connection setup is not counted. Reported:
+requests (episodes)/s, this process's CPU ms per request (``time.process_time()``: all threads),
+and the fraction of the ideal C / L (L = 0.2 s). The baseline is the better bare transport.
+
+    python benchmarks/bench_http.py
+    python benchmarks/bench_http.py --concurrency 256 --episodes 5000 --repeat 2
+    python benchmarks/bench_http.py --concurrency 256 --episodes 3000 --profile-only
+
+Targets: runner >= 95% of C/L at C=64; runner >= 90% of the bare client's throughput at C=256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx2
+import openai
+
+import agentsynth
+from agentsynth.registry import make as make_env
+from agentsynth.runner import build_model
+from agentsynth.sim.process import running_server
+from agentsynth.sim.server import Faults  # noqa: F401 - re-exported for callers who want to add faults
+
+LATENCY_S = 0.2
+TARGET_IDEAL_AT_64 = 0.95
+TARGET_VS_BARE_AT_256 = 0.90
+TIMEOUT_S = 60.0
+
+
+@dataclass
+class Measure:
+    kind: str
+    concurrency: int
+    rep: int
+    n: int
+    ok: int
+    errors: int
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.wall if self.wall > 0 else float("nan")
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / max(1, self.ok)
+
+    def ideal_frac(self) -> float:
+        return self.rate / (self.concurrency / LATENCY_S)
+
+
+def prompts_for(n: int, start: int = 0) -> list[str]:
+    env = make_env("arithmetic", max_turns=1)
+    try:
+        return [env.reset(seed=i)[0] for i in range(start, start + n)]
+    finally:
+        env.close()
+
+
+def make_client(transport: str, url: str, c: int) -> openai.AsyncOpenAI:
+    timeout = httpx2.Timeout(TIMEOUT_S, connect=10.0)
+    limits = httpx2.Limits(max_connections=c + 8, max_keepalive_connections=c + 8)
+    if transport == "aiohttp":
+        http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+    elif transport == "httpx":
+        http = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+    else:
+        raise ValueError(transport)
+    return openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0, timeout=timeout, http_client=http)
+
+
+async def _pool(c: int, items: Iterator[tuple[int, str]], call: Callable[[int, str], Awaitable[None]]) -> tuple[int, int, list[str]]:
+    """C coroutines pulling (seed, prompt) from one shared iterator; returns (ok, errors, examples)."""
+    counts = [0, 0]
+    examples: list[str] = []
+
+    async def worker() -> None:
+        for seed, prompt in items:
+            try:
+                await call(seed, prompt)
+                counts[0] += 1
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                counts[1] += 1
+                if len(examples) < 3:
+                    examples.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+
+    await asyncio.gather(*[worker() for _ in range(c)])
+    return counts[0], counts[1], examples
+
+
+def _bare_call(client: openai.AsyncOpenAI) -> Callable[[int, str], Awaitable[None]]:
+    async def call(seed: int, prompt: str) -> None:
+        resp = await client.chat.completions.create(
+            model="sim", messages=[{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=1024
+        )
+        if not resp.choices[0].message.content:
+            raise RuntimeError("empty reply")
+
+    return call
+
+
+async def measure_bare(transport: str, url: str, c: int, prompts: list[str], warm: list[str], rep: int,
+                       profiler: cProfile.Profile | None = None) -> Measure:
+    client = make_client(transport, url, c)
+    try:
+        call = _bare_call(client)
+        await _pool(c, iter(enumerate(warm, start=len(prompts))), call)
+        if profiler:
+            profiler.enable()
+        c0, t0 = time.process_time(), time.perf_counter()
+        ok, errors, examples = await _pool(c, iter(enumerate(prompts)), call)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if profiler:
+            profiler.disable()
+    finally:
+        await client.close()
+    if examples:
+        print(f"    bare/{transport} errors: {examples}", file=sys.stderr)
+    return Measure(f"bare/{transport}", c, rep, len(prompts), ok, errors, wall, cpu)
+
+
+async def measure_runner(url: str, c: int, n: int, warm: list[str], store: str, rep: int,
+                         profiler: cProfile.Profile | None = None) -> Measure:
+    spec = agentsynth.RunSpec(
+        name=f"http-c{c}-r{rep}", model="sim", base_url=url, concurrency=c, samples=1, store=store,
+        envs=[agentsynth.EnvSpec(id="arithmetic", tasks=n, max_turns=1, feedback="binary")],
+    )
+    model = build_model(spec)  # the runner's own OpenAIModel (aiohttp transport, retry policy, limiter)
+    try:
+        async def call(seed: int, prompt: str) -> None:
+            await model.complete([{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=1024)
+
+        await _pool(c, iter(enumerate(warm, start=n)), call)
+        if profiler:
+            profiler.enable()
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = await agentsynth.Runner(spec, model=model).arun()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if profiler:
+            profiler.disable()
+    finally:
+        await model.aclose()
+    if res.errors or res.status != "completed":
+        print(f"    runner: status {res.status}, {res.errors} errors: {res.error_examples}", file=sys.stderr)
+    return Measure("runner", c, rep, n, res.ok, res.errors, wall, cpu)
+
+
+def _print_profile(title: str, prof: cProfile.Profile, n: int, top: int) -> None:
+    out = io.StringIO()
+    st = pstats.Stats(prof, stream=out)
+    st.strip_dirs()
+    print(f"\n=== {title}: {n:,} requests; top {top} by cumulative time ===")
+    st.sort_stats("cumulative").print_stats(top)
+    text = out.getvalue()
+    print(text[text.find("   ncalls"):])
+    out.seek(0)
+    out.truncate()
+    print(f"=== {title}: top {top} by own (tottime) time ===")
+    st.sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    print(text[text.find("   ncalls"):])
+
+
+def run_profiles(c: int, n: int, warmup: int, top: int, tmp: str) -> None:
+    """cProfile (main thread: the event loop) of the bare aiohttp client and of the runner at C."""
+    prompts = prompts_for(n)
+    warm = prompts_for(warmup, start=n + 10_000)
+    with running_server(latency_s=LATENCY_S) as url:
+        p_bare = cProfile.Profile()
+        m_bare = asyncio.run(measure_bare("aiohttp", url, c, prompts, warm, 0, p_bare))
+        p_run = cProfile.Profile()
+        m_run = asyncio.run(measure_runner(url, c, n, warm, os.path.join(tmp, f"profile-c{c}.duckdb"), 0, p_run))
+    print(f"\nprofiled at C={c} (cProfile on: slower than the timed runs): "
+          f"bare/aiohttp {m_bare.rate:,.0f} req/s, {m_bare.cpu_ms:.3f} CPU ms/req; "
+          f"runner {m_run.rate:,.0f} episodes/s, {m_run.cpu_ms:.3f} CPU ms/episode "
+          "(CPU is the whole process; the profiles below are the main thread only, wall-clock timer, "
+          "so 'select.epoll.poll' is idle time)")
+    _print_profile(f"bare/aiohttp C={c}", p_bare, n, top)
+    _print_profile(f"runner C={c}", p_run, n, top)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=10_000, help="episodes / requests per measurement (default 10000)")
+    ap.add_argument("--concurrency", default="64,256", help="comma-separated concurrency levels (default 64,256)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of (bare, runner) per level, alternating (default 1)")
+    ap.add_argument("--warmup", type=int, default=200, help="warm-up requests before each timed measurement (default 200; at least C)")
+    ap.add_argument("--transports", default="aiohttp,httpx", help="bare-client transports (default aiohttp,httpx)")
+    ap.add_argument("--profile", action="store_true", help="after the table, cProfile the bare client and the runner")
+    ap.add_argument("--profile-only", action="store_true", help="only the profiles, no timed table")
+    ap.add_argument("--profile-episodes", type=int, default=3000, help="requests in each profiled run (default 3000)")
+    ap.add_argument("--profile-concurrency", type=int, default=None, help="C for the profiles (default: the largest level)")
+    ap.add_argument("--top", type=int, default=25, help="rows per profile table (default 25)")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    n = args.episodes
+
+    print(f"agentsynth {agentsynth.__version__}, openai {openai.__version__}, python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs; sim server in a child process, latency {LATENCY_S * 1000:.0f} ms; "
+          f"{n:,} single-turn episodes per measurement; repeat {args.repeat}")
+    results: list[Measure] = []
+    with tempfile.TemporaryDirectory(prefix="agentsynth-bench-http-") as tmp:
+        if not args.profile_only:
+            prompts = prompts_for(n)
+            for c in levels:
+                warm = prompts_for(max(args.warmup, c), start=n + 10_000)
+                with running_server(latency_s=LATENCY_S) as url:
+                    print(f"C={c}: server {url}; ideal C/L = {c / LATENCY_S:,.0f}/s", flush=True)
+                    for rep in range(args.repeat):
+                        for t in transports:
+                            m = asyncio.run(measure_bare(t, url, c, prompts, warm, rep))
+                            results.append(m)
+                            _line(m)
+                        m = asyncio.run(measure_runner(url, c, n, warm, os.path.join(tmp, f"c{c}-r{rep}.duckdb"), rep))
+                        results.append(m)
+                        _line(m)
+            _table(results, levels, transports)
+        if args.profile or args.profile_only:
+            run_profiles(args.profile_concurrency or max(levels), args.profile_episodes, max(args.warmup, 1), args.top, tmp)
+
+
+def _line(m: Measure) -> None:
+    err = f", {m.errors} errors" if m.errors else ""
+    print(f"  [{m.rep}] {m.kind:13s} {m.ok:,} in {m.wall:6.2f}s -> {m.rate:8,.1f}/s  "
+          f"{m.cpu_ms:.3f} CPU ms/req  {100 * m.ideal_frac():5.1f}% of C/L{err}", flush=True)
+
+
+def _agg(ms: list[Measure]) -> tuple[float, float, float, int]:
+    """Median rate, median CPU ms, median ideal fraction, total errors."""
+    return (statistics.median(m.rate for m in ms), statistics.median(m.cpu_ms for m in ms),
+            statistics.median(m.ideal_frac() for m in ms), sum(m.errors for m in ms))
+
+
+def _table(results: list[Measure], levels: list[int], transports: list[str]) -> None:
+    print("\n| C | client | req/s (median) | CPU ms/req | % of C/L | errors |")
+    print("|---:|---|---:|---:|---:|---:|")
+    summary = []
+    for c in levels:
+        by_kind = {}
+        for kind in [f"bare/{t}" for t in transports] + ["runner"]:
+            ms = [m for m in results if m.concurrency == c and m.kind == kind]
+            if not ms:
+                continue
+            rate, cpu, frac, errs = by_kind[kind] = _agg(ms)
+            print(f"| {c} | {kind} | {rate:,.1f} | {cpu:.3f} | {100 * frac:.1f}% | {errs} |")
+        bares = {k: v for k, v in by_kind.items() if k.startswith("bare/")}
+        if bares and "runner" in by_kind:
+            best = max(bares, key=lambda k: bares[k][0])
+            summary.append((c, best, bares[best], by_kind["runner"]))
+    print("\n| C | baseline (better bare) | baseline req/s | runner episodes/s | runner/baseline | runner % of C/L | "
+          "runner - baseline CPU ms | target |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    for c, best, (b_rate, b_cpu, _, _), (r_rate, r_cpu, r_frac, _) in summary:
+        ratio = r_rate / b_rate
+        targets = []
+        if c == 64:
+            targets.append(f">= 95% of C/L: {'PASS' if r_frac >= TARGET_IDEAL_AT_64 else 'FAIL'}")
+        if c == 256:
+            targets.append(f">= 90% of bare: {'PASS' if ratio >= TARGET_VS_BARE_AT_256 else 'FAIL'}")
+        print(f"| {c} | {best} | {b_rate:,.1f} | {r_rate:,.1f} | {100 * ratio:.1f}% | {100 * r_frac:.1f}% | "
+              f"{r_cpu - b_cpu:+.3f} | {'; '.join(targets) or '(none)'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The store: versioned schema, read-only SQL, a clear message when another process holds it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import agentsynth
+from agentsynth.store import ReadOnlyViolation, check_read_only, migrations
+from agentsynth.store.connection import StoreError, connect
+
+from conftest import cli, table_digest
+
+
+@pytest.fixture
+def filled(small_spec: Path, store: Path) -> Path:
+    agentsynth.run(small_spec)
+    return store
+
+
+WRITES = [
+    "DELETE FROM episodes",
+    "DROP TABLE episodes",
+    "INSERT INTO runs SELECT * FROM runs",
+    "UPDATE episodes SET reward = 0",
+    "CREATE TABLE x AS SELECT 1",
+    "ATTACH '{tmp}/other.duckdb' AS other",
+    "COPY (SELECT * FROM episodes) TO '{tmp}/leak.csv'",
+    "COPY episodes TO '{tmp}/leak2.parquet'",
+    "PRAGMA threads = 1",
+    "SET threads = 1",
+    "RESET threads",
+    "SELECT 1; DELETE FROM episodes",
+    "EXPLAIN ANALYZE DELETE FROM episodes",
+    "CHECKPOINT",
+    "INSTALL httpfs",
+    "LOAD json",
+    "EXPORT DATABASE '{tmp}/dump'",
+    "CALL pragma_enable_profiling()",
+]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_sql_refuses_anything_that_writes(filled: Path, tmp_path: Path, statement: str) -> None:
+    before = table_digest(filled)
+    r = cli("sql", statement.format(tmp=tmp_path), "--store", str(filled))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: refused:") and "only reads" in r.stderr and "Traceback" not in r.stderr
+    assert table_digest(filled) == before
+    assert not any(p.name in ("other.duckdb", "leak.csv", "leak2.parquet", "dump") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT domain, avg(reward) FROM episodes GROUP BY 1",
+    "DESCRIBE episodes",
+    "SHOW TABLES",
+    "SUMMARIZE signals",
+    "PRAGMA table_info('episodes')",
+    "PRAGMA show_tables",
+    "EXPLAIN SELECT * FROM episodes",
+    "WITH t AS (SELECT * FROM signals) SELECT count(*) FROM t",
+])
+def test_sql_allows_reads(filled: Path, statement: str) -> None:
+    check_read_only(statement)
+    r = cli("sql", statement, "--store", str(filled))
+    assert r.returncode == 0, r.stderr
+
+
+def test_sql_formats(filled: Path, tmp_path: Path) -> None:
+    query = "SELECT feedback, count(*) AS n FROM episodes GROUP BY 1 ORDER BY 1"
+    table = cli("sql", query, "--store", str(filled))
+    assert "binary" in table.stdout and "2 rows" in table.stdout
+    csv_out = cli("sql", query, "--store", str(filled), "--format", "csv")
+    assert csv_out.stdout.splitlines() == ["feedback,n", "binary,20", "hint,20"]
+    js = json.loads(cli("sql", query, "--store", str(filled), "--format", "json").stdout)
+    assert js == [{"feedback": "binary", "n": 20}, {"feedback": "hint", "n": 20}]
+    out = tmp_path / "x.parquet"
+    assert cli("sql", query, "--store", str(filled), "--format", "parquet").returncode == 2
+    assert cli("sql", query, "--store", str(filled), "--format", "parquet", "--out", str(out)).returncode == 0
+    assert duckdb.sql(f"SELECT * FROM '{out}' ORDER BY 1").fetchall() == [("binary", 20), ("hint", 20)]
+    bad = cli("sql", "SELECT nope FROM episodes", "--store", str(filled))
+    assert bad.returncode == 2 and 'column "nope"' in bad.stderr.lower() or "nope" in bad.stderr
+
+
+def test_runs_and_missing_store(filled: Path, tmp_path: Path) -> None:
+    r = cli("runs", "--store", str(filled))
+    assert r.returncode == 0 and "small" in r.stdout and "completed" in r.stdout
+    missing = cli("sql", "SELECT 1", "--store", str(tmp_path / "nope.duckdb"))
+    assert missing.returncode == 2 and "no store at" in missing.stderr
+
+
+def test_a_store_held_by_another_process_gives_a_clear_message(filled: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(filled)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = cli("sql", "SELECT count(*) FROM episodes", "--store", str(filled))
+        assert r.returncode == 2 and "is in use by process" in r.stderr and "Traceback" not in r.stderr
+        with pytest.raises(StoreError, match="in use by process"):
+            agentsynth.open_store(filled)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert cli("sql", "SELECT 1", "--store", str(filled)).returncode == 0
+
+
+def test_migrations_apply_once_and_a_newer_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    con = connect(path, read_only=False)
+    assert migrations.applied(con) == migrations.known()
+    con.close()
+    con = connect(path, read_only=False)  # reopening applies nothing twice
+    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(migrations.known())
+    con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', 999, now()::TIMESTAMP)")
+    con.close()
+    with pytest.raises(StoreError, match="written by a newer agentsynth"):
+        agentsynth.open_store(path)
+    foreign = tmp_path / "foreign.duckdb"
+    duckdb.connect(str(foreign)).execute("CREATE TABLE t AS SELECT 1").close()
+    with pytest.raises(StoreError, match="not an agentsynth store"):
+        agentsynth.open_store(foreign)
+
+
+def test_store_api_refuses_writes_too(filled: Path) -> None:
+    with agentsynth.open_store(filled) as s:
+        with pytest.raises(ReadOnlyViolation):
+            s.sql("DELETE FROM episodes")
+        assert s.sql("SELECT count(*) FROM episodes WHERE status = ?", ["ok"]).fetchall() == [(40,)]
