@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -39,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Self
 
 import httpx2
 import openai
@@ -55,6 +57,29 @@ TARGET_VS_BARE_AT_256 = 0.90
 TIMEOUT_S = 60.0
 
 
+class GcTimer:
+    """CPU seconds spent in the cyclic garbage collector (any thread), via ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._t0 = 0.0
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._t0
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._cb)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._cb)
+
+
 @dataclass
 class Measure:
     kind: str
@@ -65,6 +90,9 @@ class Measure:
     errors: int
     wall: float
     cpu: float
+    server_cpu: float = float("nan")
+    gc_s: float = float("nan")
+    gc_counts: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def rate(self) -> float:
@@ -74,8 +102,40 @@ class Measure:
     def cpu_ms(self) -> float:
         return 1000 * self.cpu / max(1, self.ok)
 
+    @property
+    def gc_ms(self) -> float:
+        return 1000 * self.gc_s / max(1, self.ok)
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return 1000 * self.server_cpu / max(1, self.ok)
+
+    @property
+    def cores(self) -> float:
+        """Client + server CPU seconds per wall second (this machine has os.cpu_count() cores)."""
+        return (self.cpu + self.server_cpu) / self.wall
+
     def ideal_frac(self) -> float:
         return self.rate / (self.concurrency / LATENCY_S)
+
+
+def _server_cpu() -> float:
+    """CPU seconds (user + system) of this process's child processes (the sim server), from
+    /proc; NaN where there is no /proc."""
+    me, total, tick = os.getpid(), 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return float("nan")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
 
 
 def prompts_for(n: int, start: int = 0) -> list[str]:
@@ -136,16 +196,17 @@ async def measure_bare(transport: str, url: str, c: int, prompts: list[str], war
         await _pool(c, iter(enumerate(warm, start=len(prompts))), call)
         if profiler:
             profiler.enable()
-        c0, t0 = time.process_time(), time.perf_counter()
-        ok, errors, examples = await _pool(c, iter(enumerate(prompts)), call)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with GcTimer() as g:
+            s0, c0, t0 = _server_cpu(), time.process_time(), time.perf_counter()
+            ok, errors, examples = await _pool(c, iter(enumerate(prompts)), call)
+            wall, cpu, scpu = time.perf_counter() - t0, time.process_time() - c0, _server_cpu() - s0
         if profiler:
             profiler.disable()
     finally:
         await client.close()
     if examples:
         print(f"    bare/{transport} errors: {examples}", file=sys.stderr)
-    return Measure(f"bare/{transport}", c, rep, len(prompts), ok, errors, wall, cpu)
+    return Measure(f"bare/{transport}", c, rep, len(prompts), ok, errors, wall, cpu, scpu, g.seconds, tuple(g.collections))
 
 
 async def measure_runner(url: str, c: int, n: int, warm: list[str], store: str, rep: int,
@@ -162,16 +223,17 @@ async def measure_runner(url: str, c: int, n: int, warm: list[str], store: str, 
         await _pool(c, iter(enumerate(warm, start=n)), call)
         if profiler:
             profiler.enable()
-        c0, t0 = time.process_time(), time.perf_counter()
-        res = await agentsynth.Runner(spec, model=model).arun()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with GcTimer() as g:
+            s0, c0, t0 = _server_cpu(), time.process_time(), time.perf_counter()
+            res = await agentsynth.Runner(spec, model=model).arun()
+            wall, cpu, scpu = time.perf_counter() - t0, time.process_time() - c0, _server_cpu() - s0
         if profiler:
             profiler.disable()
     finally:
         await model.aclose()
     if res.errors or res.status != "completed":
         print(f"    runner: status {res.status}, {res.errors} errors: {res.error_examples}", file=sys.stderr)
-    return Measure("runner", c, rep, n, res.ok, res.errors, wall, cpu)
+    return Measure("runner", c, rep, n, res.ok, res.errors, wall, cpu, scpu, g.seconds, tuple(g.collections))
 
 
 def _print_profile(title: str, prof: cProfile.Profile, n: int, top: int) -> None:
@@ -190,6 +252,34 @@ def _print_profile(title: str, prof: cProfile.Profile, n: int, top: int) -> None
     print(text[text.find("   ncalls"):])
 
 
+def _print_diff(bare: cProfile.Profile, runner: cProfile.Profile, n: int, top: int) -> None:
+    """Functions by (runner own time - bare own time) per request: the runner's extra CPU."""
+    def per_fn(prof: cProfile.Profile) -> dict[tuple[str, int, str], tuple[int, float, float]]:
+        st = pstats.Stats(prof)
+        return {k: (v[1], v[2], v[3]) for k, v in st.stats.items()}  # type: ignore[attr-defined]
+
+    b, r = per_fn(bare), per_fn(runner)
+    rows = []
+    for k in set(b) | set(r):
+        bc, bt, _ = b.get(k, (0, 0.0, 0.0))
+        rc, rt, rcum = r.get(k, (0, 0.0, 0.0))
+        rows.append((rt - bt, rc - bc, rcum, k))
+    rows.sort(reverse=True)
+    total_b = sum(v[1] for v in b.values())
+    total_r = sum(v[1] for v in r.values())
+    idle = [k for k in set(b) | set(r) if k[2] == "<method 'poll' of 'select.epoll' objects>"]
+    idle_b = sum(b.get(k, (0, 0.0, 0.0))[1] for k in idle)
+    idle_r = sum(r.get(k, (0, 0.0, 0.0))[1] for k in idle)
+    print(f"=== runner minus bare/aiohttp, main thread, per request (us), idle epoll excluded: "
+          f"bare {1e6 * (total_b - idle_b) / n:.0f} us, runner {1e6 * (total_r - idle_r) / n:.0f} us; "
+          f"top {top} functions by extra own time ===")
+    print(f"{'extra own us/req':>16} {'extra calls/req':>15} {'runner cum us/req':>17}  function")
+    for dt, dc, rcum, (fname, line, func) in rows[:top]:
+        if (fname, line, func) in idle:
+            continue
+        print(f"{1e6 * dt / n:16.1f} {dc / n:15.2f} {1e6 * rcum / n:17.1f}  {os.path.basename(fname)}:{line}({func})")
+
+
 def run_profiles(c: int, n: int, warmup: int, top: int, tmp: str) -> None:
     """cProfile (main thread: the event loop) of the bare aiohttp client and of the runner at C."""
     prompts = prompts_for(n)
@@ -206,6 +296,7 @@ def run_profiles(c: int, n: int, warmup: int, top: int, tmp: str) -> None:
           "so 'select.epoll.poll' is idle time)")
     _print_profile(f"bare/aiohttp C={c}", p_bare, n, top)
     _print_profile(f"runner C={c}", p_run, n, top)
+    _print_diff(p_bare, p_run, n, top)
 
 
 def main() -> None:
@@ -252,18 +343,22 @@ def main() -> None:
 def _line(m: Measure) -> None:
     err = f", {m.errors} errors" if m.errors else ""
     print(f"  [{m.rep}] {m.kind:13s} {m.ok:,} in {m.wall:6.2f}s -> {m.rate:8,.1f}/s  "
-          f"{m.cpu_ms:.3f} CPU ms/req  {100 * m.ideal_frac():5.1f}% of C/L{err}", flush=True)
+          f"{m.cpu_ms:.3f} CPU ms/req (GC {m.gc_ms:.3f}, collections {'/'.join(map(str, m.gc_counts))}; "
+          f"server {m.server_cpu_ms:.3f})  {100 * m.ideal_frac():5.1f}% of C/L  {m.cores:.2f} cores busy{err}", flush=True)
 
 
-def _agg(ms: list[Measure]) -> tuple[float, float, float, int]:
-    """Median rate, median CPU ms, median ideal fraction, total errors."""
+def _agg(ms: list[Measure]) -> tuple[float, float, float, int, float, float, float]:
+    """Medians of rate, client CPU ms, ideal fraction; total errors; medians of server CPU ms, cores, GC ms."""
     return (statistics.median(m.rate for m in ms), statistics.median(m.cpu_ms for m in ms),
-            statistics.median(m.ideal_frac() for m in ms), sum(m.errors for m in ms))
+            statistics.median(m.ideal_frac() for m in ms), sum(m.errors for m in ms),
+            statistics.median(m.server_cpu_ms for m in ms), statistics.median(m.cores for m in ms),
+            statistics.median(m.gc_ms for m in ms))
 
 
 def _table(results: list[Measure], levels: list[int], transports: list[str]) -> None:
-    print("\n| C | client | req/s (median) | CPU ms/req | % of C/L | errors |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print(f"\n| C | client | req/s (median) | client CPU ms/req | of which GC | server CPU ms/req "
+          f"| cores busy (of {os.cpu_count()}) | % of C/L | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
     for c in levels:
         by_kind = {}
@@ -271,16 +366,18 @@ def _table(results: list[Measure], levels: list[int], transports: list[str]) -> 
             ms = [m for m in results if m.concurrency == c and m.kind == kind]
             if not ms:
                 continue
-            rate, cpu, frac, errs = by_kind[kind] = _agg(ms)
-            print(f"| {c} | {kind} | {rate:,.1f} | {cpu:.3f} | {100 * frac:.1f}% | {errs} |")
+            rate, cpu, frac, errs, scpu, cores, gcms = by_kind[kind] = _agg(ms)
+            print(f"| {c} | {kind} | {rate:,.1f} | {cpu:.3f} | {gcms:.3f} | {scpu:.3f} | {cores:.2f} | "
+                  f"{100 * frac:.1f}% | {errs} |")
         bares = {k: v for k, v in by_kind.items() if k.startswith("bare/")}
         if bares and "runner" in by_kind:
             best = max(bares, key=lambda k: bares[k][0])
-            summary.append((c, best, bares[best], by_kind["runner"]))
+            same = bares.get("bare/aiohttp", bares[best])  # the runner's own transport
+            summary.append((c, best, bares[best], by_kind["runner"], same))
     print("\n| C | baseline (better bare) | baseline req/s | runner episodes/s | runner/baseline | runner % of C/L | "
-          "runner - baseline CPU ms | target |")
+          "runner - bare/aiohttp CPU ms/req (same transport) | target |")
     print("|---:|---|---:|---:|---:|---:|---:|---|")
-    for c, best, (b_rate, b_cpu, _, _), (r_rate, r_cpu, r_frac, _) in summary:
+    for c, best, (b_rate, *_), (r_rate, r_cpu, r_frac, *_), (_, s_cpu, *_) in summary:
         ratio = r_rate / b_rate
         targets = []
         if c == 64:
@@ -288,7 +385,7 @@ def _table(results: list[Measure], levels: list[int], transports: list[str]) -> 
         if c == 256:
             targets.append(f">= 90% of bare: {'PASS' if ratio >= TARGET_VS_BARE_AT_256 else 'FAIL'}")
         print(f"| {c} | {best} | {b_rate:,.1f} | {r_rate:,.1f} | {100 * ratio:.1f}% | {100 * r_frac:.1f}% | "
-              f"{r_cpu - b_cpu:+.3f} | {'; '.join(targets) or '(none)'} |")
+              f"{r_cpu - s_cpu:+.3f} | {'; '.join(targets) or '(none)'} |")
 
 
 if __name__ == "__main__":

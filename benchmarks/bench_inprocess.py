@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -24,10 +25,34 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Self
 
 import agentsynth
 
 TARGET_SINGLE = 1000.0  # single-turn episodes/s
+
+
+class GcTimer:
+    """CPU seconds spent in the cyclic garbage collector (any thread), via ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._t0 = 0.0
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._t0
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._cb)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._cb)
 
 
 def make_spec(name: str, store: str, episodes: int, max_turns: int, concurrency: int) -> agentsynth.RunSpec:
@@ -42,14 +67,16 @@ def make_spec(name: str, store: str, episodes: int, max_turns: int, concurrency:
 
 
 def timed_run(spec: agentsynth.RunSpec) -> dict:
-    c0, t0 = time.process_time(), time.perf_counter()
-    res = agentsynth.Runner(spec).run()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with GcTimer() as g:
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = agentsynth.Runner(spec).run()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if res.status != "completed" or res.ok != res.planned:
         print(f"  WARNING: run {spec.name}: status {res.status}, {res.ok} ok / {res.planned}; {res.error_examples}",
               file=sys.stderr)
     return {"ok": res.ok, "planned": res.planned, "wall": wall, "cpu": cpu, "elapsed_s": res.elapsed_s,
-            "eps": res.ok / wall if wall > 0 else float("nan"), "cpu_ms": 1000 * cpu / max(1, res.ok)}
+            "eps": res.ok / wall if wall > 0 else float("nan"), "cpu_ms": 1000 * cpu / max(1, res.ok),
+            "gc_ms": 1000 * g.seconds / max(1, res.ok), "gc_counts": "/".join(map(str, g.collections))}
 
 
 class _ThreadProfiles:
@@ -60,7 +87,7 @@ class _ThreadProfiles:
         self._orig = threading.Thread.run
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "_ThreadProfiles":
+    def __enter__(self) -> Self:
         orig, profiles, lock = self._orig, self.profiles, self._lock
 
         def run(thread: threading.Thread) -> None:
@@ -136,21 +163,22 @@ def main() -> None:
                              args.concurrency)
             r = timed_run(spec)
             print(f"  {label}: {r['ok']:,} episodes in {r['wall']:.2f}s -> {r['eps']:,.0f} episodes/s, "
-                  f"{r['cpu_ms']:.3f} CPU ms/episode", flush=True)
+                  f"{r['cpu_ms']:.3f} CPU ms/episode (GC {r['gc_ms']:.3f}; collections gen0/1/2 {r['gc_counts']})",
+                  flush=True)
             rows.append((label, r))
         if args.profile:
             n = args.profile_episodes or args.episodes
             profile_run(make_spec("bench-profile", os.path.join(tmp, "profile.duckdb"), n, 1, args.concurrency), args.top)
 
-    print("\n| run | episodes | wall s | episodes/s | CPU ms/episode | target |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("\n| run | episodes | wall s | episodes/s | CPU ms/episode | of which GC | target |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for label, r in rows:
         if label == "single-turn":
             verdict = "PASS" if r["eps"] >= TARGET_SINGLE else "FAIL"
             target = f">= {TARGET_SINGLE:,.0f}/s: {verdict}"
         else:
             target = "(none)"
-        print(f"| {label} | {r['ok']:,} | {r['wall']:.2f} | {r['eps']:,.0f} | {r['cpu_ms']:.3f} | {target} |")
+        print(f"| {label} | {r['ok']:,} | {r['wall']:.2f} | {r['eps']:,.0f} | {r['cpu_ms']:.3f} | {r['gc_ms']:.3f} | {target} |")
 
 
 if __name__ == "__main__":

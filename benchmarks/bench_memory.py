@@ -4,7 +4,8 @@ Each size (``--episodes 10000,30000,100000``) runs in a fresh child process
 (``python benchmarks/bench_memory.py --child N``): one single-turn run of the arithmetic
 environment against the in-process sim, the DuckDB store on (a fresh file in a temp dir). The
 child prints JSON on stdout: seconds, the peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
-the RSS after imports (the floor: Python, numpy, pyarrow, duckdb, openai) and the store file size.
+the RSS after imports (the floor: Python, numpy, pyarrow, duckdb, openai), the RSS when 25/50/75/100%
+of the episodes are done (growth during the run, as opposed to a one-off) and the store file size.
 
     python benchmarks/bench_memory.py
     python benchmarks/bench_memory.py --episodes 10000,100000 --concurrency 64
@@ -43,9 +44,9 @@ def _maxrss_mb() -> float:
 
 
 def child(episodes: int, concurrency: int) -> None:
-    import agentsynth  # noqa: F401 - imports count towards the floor, as in any real run
-    import agentsynth.runner  # noqa: F401
-    import agentsynth.sim  # noqa: F401
+    import agentsynth  # imports count towards the RSS floor, as in any real run
+    import agentsynth.runner
+    import agentsynth.sim
 
     floor = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="agentsynth-bench-mem-") as tmp:
@@ -54,13 +55,21 @@ def child(episodes: int, concurrency: int) -> None:
             name=f"mem-{episodes}", model="sim", store=store, samples=1, concurrency=concurrency,
             envs=[agentsynth.EnvSpec(id="arithmetic", tasks=episodes, max_turns=1, feedback="binary")],
         )
+        marks = {episodes * q // 4: q for q in (1, 2, 3, 4)}
+        curve: dict[str, float] = {}
+
+        def progress(done: int, total: int, ok: int, errors: int) -> None:
+            q = marks.get(done)
+            if q is not None:
+                curve[f"{25 * q}%"] = round(_rss_mb(), 1)
+
         t0 = time.perf_counter()
-        res = agentsynth.Runner(spec).run()
+        res = agentsynth.Runner(spec, on_progress=progress).run()
         secs = time.perf_counter() - t0
         size = os.path.getsize(store) + (os.path.getsize(store + ".wal") if os.path.exists(store + ".wal") else 0)
         out = {"episodes": episodes, "ok": res.ok, "status": res.status, "seconds": secs,
                "peak_rss_mb": _maxrss_mb(), "floor_rss_mb": floor, "end_rss_mb": _rss_mb(),
-               "store_mb": size / 2**20}
+               "store_mb": size / 2**20, "rss_curve_mb": curve}
     print(json.dumps(out), flush=True)
 
 
@@ -81,7 +90,7 @@ def main() -> None:
     for n in sizes:
         proc = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--child", str(n), "--concurrency", str(args.concurrency)],
-            capture_output=True, text=True,
+            check=False, capture_output=True, text=True,
         )
         if proc.returncode != 0:
             print(f"  {n:,}: child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -90,14 +99,18 @@ def main() -> None:
         if r["status"] != "completed" or r["ok"] != n:
             print(f"  WARNING: {n:,}: status {r['status']}, {r['ok']} ok", file=sys.stderr)
         rows.append(r)
+        curve = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_curve_mb"].items())
         print(f"  {n:,} episodes: {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB "
-              f"(after imports {r['floor_rss_mb']:.0f} MB), store {r['store_mb']:.1f} MB", flush=True)
+              f"(after imports {r['floor_rss_mb']:.0f} MB; RSS MB when done: {curve}), "
+              f"store {r['store_mb']:.1f} MB", flush=True)
 
-    print("\n| episodes | seconds | episodes/s | peak RSS MB | RSS after imports MB | peak - imports MB | store MB |")
+    print("\n| episodes | seconds | episodes/s | peak RSS MB | RSS after imports MB | RSS at 25% / 100% done MB | store MB |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        c = r["rss_curve_mb"]
         print(f"| {r['episodes']:,} | {r['seconds']:.1f} | {r['episodes'] / r['seconds']:,.0f} | {r['peak_rss_mb']:.0f} | "
-              f"{r['floor_rss_mb']:.0f} | {r['peak_rss_mb'] - r['floor_rss_mb']:.0f} | {r['store_mb']:.1f} |")
+              f"{r['floor_rss_mb']:.0f} | {c.get('25%', float('nan')):.0f} / {c.get('100%', float('nan')):.0f} | "
+              f"{r['store_mb']:.1f} |")
     if len(rows) >= 2:
         lo, hi = rows[0], rows[-1]
         growth = hi["peak_rss_mb"] / lo["peak_rss_mb"] - 1
