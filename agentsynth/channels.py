@@ -101,6 +101,7 @@ class SelfReviewGrader(Grader):
     signal_type = SignalType(
         "self", "self", "closed", 2, True, "the policy model's review of its own answer"
     )
+    uses_model = True
 
     def grade(self, ctx: GradeContext) -> Signal:
         if ctx.judge is None:

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -89,6 +90,7 @@ class _Progress:
         self.enabled = enabled
         self._p: Any = None
         self._task: Any = None
+        self._last = 0.0
 
     def start(self, total: int, todo: int) -> None:
         if not self.enabled:
@@ -107,7 +109,9 @@ class _Progress:
         self._p.start()
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
-        if self._p is not None:
+        now = time.monotonic()
+        if self._p is not None and (now - self._last >= 0.1 or done == total):
+            self._last = now
             self._p.update(self._task, completed=done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
 
     def stop(self) -> None:

@@ -1,7 +1,8 @@
 """One episode: reset → (model → step)* until terminated or truncated, as store rows.
 
 The agent keeps the chat history; the environment only grades and answers with feedback.
-Environment work runs in a worker thread so that a slow environment never blocks the event loop.
+Environment work runs in a worker thread so that a slow environment never blocks the event loop,
+unless it proves cheaper than the hop (:class:`EnvCaller`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,60 @@ class EnvironmentFailure(RuntimeError):
     """The environment (or one of its graders) raised: a bug to fix, recorded per episode."""
 
 
+class EnvCaller:
+    """Calls one environment configuration's ``reset``/``step`` off the event loop — unless they
+    prove cheap. The first ``probe`` calls run in the executor and are timed there; if their
+    median took under ``inline_below_s``, later calls run inline (a thread hop costs more than
+    such a call). Inline calls keep being timed: if their moving average passes ``back_off_s``,
+    or one call takes over ``blocking_s``, the configuration goes back to the executor for good.
+    Configurations whose graders call a model (``inline_ok=False``) always use the executor:
+    their calls wait on the event loop's own work.
+    """
+
+    def __init__(self, executor: Executor, *, inline_ok: bool, probe: int = 32, inline_below_s: float = 0.0003,
+                 back_off_s: float = 0.001, blocking_s: float = 0.05):
+        self.executor = executor
+        self.inline = False
+        self._can_inline = inline_ok
+        self._probe = probe
+        self._times: list[float] = []
+        self._avg = 0.0
+        self.inline_below_s = inline_below_s
+        self.back_off_s = back_off_s
+        self.blocking_s = blocking_s
+
+    def _timed_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self._times.append(time.perf_counter() - t)
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.inline:
+            t = time.perf_counter()
+            out = fn(*args)
+            dt = time.perf_counter() - t
+            self._avg = 0.95 * self._avg + 0.05 * dt
+            if dt > self.blocking_s or self._avg > self.back_off_s:
+                self.inline = self._can_inline = False
+            return out
+        out = await asyncio.get_running_loop().run_in_executor(self.executor, self._timed_call, fn, *args)
+        if self._can_inline and len(self._times) >= self._probe:
+            median = sorted(self._times)[len(self._times) // 2]
+            self.inline = self._can_inline = median < self.inline_below_s
+            self._avg = median
+        return out
+
+
 def request_seed(run_seed: int, episode_id: str, turn: int) -> int:
     """The ``seed`` sent with each model request: stable per (run seed, episode, turn)."""
     h = hashlib.blake2b(f"{run_seed}:{episode_id}:{turn}".encode(), digest_size=4).digest()
     return int.from_bytes(h, "big") & 0x7FFFFFFF
+
+
+def _reset(env: TextEnv, seed: int) -> Any:
+    return env.reset(seed=seed)
 
 
 def _json(x: Any) -> str | None:
@@ -48,11 +99,11 @@ async def run_episode(
     *,
     env: TextEnv,
     model: ChatModel,
-    executor: Executor,
+    call_env: EnvCaller,
     run_id: str,
     episode_id: str,
     env_id: str,
-    env_config: dict[str, Any],
+    env_config: str,
     seed: int,
     sample: int,
     run_seed: int,
@@ -61,39 +112,43 @@ async def run_episode(
     system_prompt: str | None,
     make_judge: Callable[[int], Callable[[list[dict[str, Any]]], JudgeReply]],
     carry: dict[str, int] | None = None,
+    tasks_sent: set[str] | None = None,
 ) -> EpisodeRecord:
     """Run one episode to the end and return its rows. Never raises for model or environment
-    failures: the episode is returned with ``status = 'error'`` and the error text."""
-    loop = asyncio.get_running_loop()
+    failures: the episode is returned with ``status = 'error'`` and the error text.
+
+    ``env_config`` is the configuration's kwargs as JSON; ``tasks_sent`` the task ids this session
+    already handed to the store (their rows are not sent again)."""
     started = utcnow()
     t0 = time.perf_counter()
     messages: list[dict[str, Any]] = []
-    rows_m: list[dict[str, Any]] = []
-    rows_s: list[dict[str, Any]] = []
+    rows_m: list[tuple[Any, ...]] = []
+    rows_s: list[tuple[Any, ...]] = []
     prompt_tokens = completion_tokens = judge_tokens = attempts = 0
     turn = 0
     reward = None
     terminated = truncated = None
     truth_first = truth_last = None
     status, error = "ok", None
-    task_row = None
+    task = task_id = task_row = None
 
     def add(role: str, content: str, turn_: int, **extra: Any) -> None:
-        msg = {"role": role, "content": content, **extra}
-        messages.append(msg)
-        rows_m.append({
-            "episode_id": episode_id, "position": len(rows_m), "turn": turn_, "role": role, "content": content,
-            "tool_calls": _json(extra.get("tool_calls")), "tool_call_id": extra.get("tool_call_id"),
-        })
+        messages.append({"role": role, "content": content, **extra} if extra else {"role": role, "content": content})
+        # MESSAGE_COLUMNS order
+        rows_m.append((episode_id, len(rows_m), turn_, role, content, _json(extra.get("tool_calls")), extra.get("tool_call_id")))
 
     try:
         env.judge = make_judge(seed)
         try:
-            obs, _info = await loop.run_in_executor(executor, lambda: env.reset(seed=seed))
+            obs, _info = await call_env(_reset, env, seed)
         except Exception as exc:
             raise EnvironmentFailure(f"environment {env_id} raised in reset: {_describe(exc)}") from exc
         task = env.task
-        task_row = task.as_row() if task is not None else None
+        task_id = task.task_id if task is not None else None
+        if task is not None and (tasks_sent is None or task_id not in tasks_sent):
+            task_row = task.as_row()
+            if tasks_sent is not None:
+                tasks_sent.add(task_id)
         if system_prompt:
             add("system", system_prompt, 0)
         add("user", obs, 0)
@@ -109,15 +164,15 @@ async def run_episode(
             add("assistant", comp.message.get("content") or "", turn, **extra)
             action = comp.message if extra else comp.message.get("content") or ""
             try:
-                obs, reward, terminated, truncated, info = await loop.run_in_executor(executor, env.step, action)
+                obs, reward, terminated, truncated, info = await call_env(env.step, action)
             except Exception as exc:
                 raise EnvironmentFailure(f"environment {env_id} raised in step: {_describe(exc)}") from exc
             seen_tokens = set()
             for s in info.get("signals", ()):
-                rows_s.append({
-                    "episode_id": episode_id, "turn": turn, "name": s["name"], "role": s["role"], "value": s["value"],
-                    "passed": s["passed"], "feedback": s["feedback"], "details": _json(s["details"]), "tokens": s["tokens"],
-                })
+                rows_s.append((  # SIGNAL_COLUMNS order
+                    episode_id, turn, s["name"], s["role"], s["value"], s["passed"], s["feedback"],
+                    _json(s["details"]) if s["details"] else None, s["tokens"],
+                ))
                 if s["tokens"] and s["name"] not in seen_tokens:
                     judge_tokens += s["tokens"]
                     seen_tokens.add(s["name"])
@@ -141,9 +196,9 @@ async def run_episode(
         env.judge = None
     carry = carry or {}
     episode = {
-        "episode_id": episode_id, "run_id": run_id, "task_id": task_row["task_id"] if task_row else None,
-        "env_id": env_id, "env_config": _json(env_config), "feedback": env.feedback,
-        "domain": task_row["domain"] if task_row else None, "seed": seed, "sample": sample,
+        "episode_id": episode_id, "run_id": run_id, "task_id": task_id,
+        "env_id": env_id, "env_config": env_config, "feedback": env.feedback,
+        "domain": task.domain if task is not None else None, "seed": seed, "sample": sample,
         "status": status, "error": error, "turns": turn, "reward": reward,
         "terminated": terminated, "truncated": truncated, "passed_first": truth_first, "passed_last": truth_last,
         "prompt_tokens": prompt_tokens + carry.get("prompt_tokens", 0),

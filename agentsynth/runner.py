@@ -8,6 +8,9 @@ duplicated. Every finished episode goes through one :class:`~agentsynth.store.wr
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +19,7 @@ from typing import Any
 
 from ._version import __version__
 from .env import TextEnv
-from .episode import request_seed, run_episode
+from .episode import EnvCaller, request_seed, run_episode
 from .models.base import ChatModel, ModelError
 from .registry import UnknownEnvironment, resolve
 from .signals import JudgeError, JudgeReply, SignalType
@@ -86,12 +89,37 @@ def build_model(spec: RunSpec) -> ChatModel:
         timeout_s=spec.timeout_s,
         concurrency=spec.concurrency,
         policy=RetryPolicy(max_retries=spec.max_retries),
+        transport=spec.transport,
     )
 
 
-def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], list[SignalType]]:
-    """Resolve and instantiate each config once: bad ids and kwargs fail before anything runs."""
-    resolved, types = [], []
+@dataclass
+class _Shared:
+    """What a run's workers share."""
+
+    todo: Iterator[PlannedEpisode]
+    envs: list[tuple[str, type[TextEnv]]]
+    configs: list[EnvConfig]
+    config_json: list[str]
+    callers: list[EnvCaller]
+    model: ChatModel
+    state: store_runs.RunState
+    writer: StoreWriter
+    counts: dict[str, int]
+    examples: list[str]
+    stop: asyncio.Event
+    total: int
+    tasks_sent: set[str]
+
+
+def _config_json(cfg: EnvConfig) -> str:
+    return json.dumps(cfg.kwargs, sort_keys=True, default=str)
+
+
+def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], list[SignalType], list[bool]]:
+    """Resolve and instantiate each config once: bad ids and kwargs fail before anything runs.
+    Returns (name, class) per config, the signal types, and whether each config's graders call a model."""
+    resolved, types, needs_model = [], [], []
     for i, cfg in enumerate(configs):
         try:
             ref = resolve(cfg.ref)
@@ -103,8 +131,9 @@ def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], l
             raise SpecError(f"envs: cannot create {cfg.ref} with {cfg.kwargs}: {type(exc).__name__}: {exc}") from None
         resolved.append((ref.name, ref.cls))
         types += [g.signal_type for g in env.graders.values()]
+        needs_model.append(any(getattr(g, "uses_model", False) for g in env.graders.values()))
         env.close()
-    return resolved, types
+    return resolved, types, needs_model
 
 
 class Runner:
@@ -142,7 +171,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         configs = env_configs(spec)
-        envs, types = _probe(configs)
+        envs, types, self._needs_model = _probe(configs)
         model = self.model or build_model(spec)
         con = connect(spec.store, read_only=False)
         try:
@@ -151,24 +180,29 @@ class Runner:
                 con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
                 base_url=model.base_url, planned=planned_count(spec), version=__version__, restart=self.restart,
             )
-            todo = [p for p in plan(spec, configs) if p.episode_id not in state.done]
             total = planned_count(spec)
+            n_todo = total - len(state.done)
+            todo = (p for p in plan(spec, configs) if p.episode_id not in state.done)  # streamed
             if self.on_start:
-                self.on_start(total, len(todo))
+                self.on_start(total, n_todo)
             counts = {"done": 0, "ok": 0, "errors": 0}
             examples: list[str] = []
             stop = asyncio.Event()
             status = "interrupted"
             writer = StoreWriter(con)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
+            callers = [EnvCaller(executor, inline_ok=not needs_model) for needs_model in self._needs_model]
+            gc_threshold = gc.get_threshold()
+            gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
+            gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                it = iter(todo)
-                await asyncio.gather(*[
-                    self._worker(it, envs, configs, model, executor, state, writer, counts, examples, stop, len(todo))
-                    for _ in range(min(spec.concurrency, max(1, len(todo))))
-                ])
+                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, model, state, writer,
+                              counts, examples, stop, n_todo, set())
+                await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
                 status = "failed" if stop.is_set() else "completed"
             finally:
+                gc.set_threshold(*gc_threshold)
+                gc.unfreeze()
                 executor.shutdown(wait=False, cancel_futures=True)
                 if self.model is None:
                     await model.aclose()
@@ -177,30 +211,30 @@ class Runner:
                 finally:
                     if status == "interrupted":
                         store_runs.finish_run(con, state.run_id, status)
-            result = self._result(con, state, total, len(todo), status, loop.time() - t0, examples, model)
+            result = self._result(con, state, total, n_todo, status, loop.time() - t0, examples, model)
             store_runs.finish_run(con, state.run_id, result.status)
             return result
         finally:
             con.close()
 
-    async def _worker(
-        self, it: Iterator[PlannedEpisode], envs: list[tuple[str, type[TextEnv]]], configs: list[EnvConfig],
-        model: ChatModel, executor: ThreadPoolExecutor, state: store_runs.RunState, writer: StoreWriter,
-        counts: dict[str, int], examples: list[str], stop: asyncio.Event, total: int,
-    ) -> None:
+    async def _worker(self, c: "_Shared") -> None:
         spec = self.spec
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        model = c.model
         mine: dict[int, TextEnv] = {}
         try:
-            for p in it:
-                if stop.is_set():
+            for p in c.todo:
+                if c.stop.is_set():
                     return
                 env = mine.get(p.config)
                 if env is None:
-                    env = mine[p.config] = envs[p.config][1](**configs[p.config].kwargs)
+                    env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
 
                 def make_judge(seed: int, eid: str = p.episode_id) -> Callable[[list[dict[str, Any]]], JudgeReply]:
                     def judge(messages: list[dict[str, Any]]) -> JudgeReply:
+                        if threading.get_ident() == loop_thread:
+                            raise JudgeError("a grader called the model from the event loop; set uses_model = True on it")
                         coro = model.complete(messages, temperature=spec.temperature,
                                               seed=request_seed(spec.seed, eid + ":judge", len(messages)),
                                               max_tokens=spec.max_tokens)
@@ -212,24 +246,26 @@ class Runner:
                     return judge
 
                 rec: EpisodeRecord = await run_episode(
-                    env=env, model=model, executor=executor, run_id=state.run_id, episode_id=p.episode_id,
-                    env_id=envs[p.config][0], env_config=configs[p.config].kwargs, seed=p.seed, sample=p.sample,
+                    env=env, model=model, call_env=c.callers[p.config], run_id=c.state.run_id, episode_id=p.episode_id,
+                    env_id=c.envs[p.config][0], env_config=c.config_json[p.config], seed=p.seed, sample=p.sample,
                     run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                    system_prompt=spec.system_prompt, make_judge=make_judge, carry=state.failed.get(p.episode_id),
+                    system_prompt=spec.system_prompt, make_judge=make_judge, carry=c.state.failed.get(p.episode_id),
+                    tasks_sent=c.tasks_sent,
                 )
-                writer.submit(rec)
+                c.writer.submit(rec)
+                counts = c.counts
                 counts["done"] += 1
                 if rec.episode["status"] == "ok":
                     counts["ok"] += 1
                 else:
                     counts["errors"] += 1
-                    if len(examples) < 3 and rec.episode["error"] not in examples:
-                        examples.append(rec.episode["error"])
+                    if len(c.examples) < 3 and rec.episode["error"] not in c.examples:
+                        c.examples.append(rec.episode["error"])
                     if counts["ok"] == 0 and counts["errors"] >= self.fail_fast:
-                        stop.set()
+                        c.stop.set()
                 if self.on_progress:
-                    self.on_progress(counts["done"], total, counts["ok"], counts["errors"])
-                while writer.pending() > 4 * writer.batch_size:  # backpressure: memory stays flat
+                    self.on_progress(counts["done"], c.total, counts["ok"], counts["errors"])
+                while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
                     await asyncio.sleep(0.005)
         finally:
             for env in mine.values():

@@ -116,6 +116,7 @@ class Grader:
     """
 
     signal_type: SignalType
+    uses_model: bool = False  # True if grade() calls ctx.judge (its environment then always runs off the event loop)
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -57,6 +57,7 @@ class RunSpec(BaseModel):
     max_tokens: int | None = Field(1024, gt=0)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=100)
+    transport: Literal["auto", "aiohttp", "httpx"] = Field("auto", description="HTTP transport of the openai client")
     seed: int = 0
     system_prompt: str | None = None
     store: str = "runs/agentsynth.duckdb"
@@ -70,7 +71,7 @@ class RunSpec(BaseModel):
             raise ValueError("api_key_env names an environment variable; never put the key itself in a spec")
         return v
 
-    _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries"}
+    _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "transport"}
 
     def content(self) -> dict[str, Any]:
         """The fields that decide what the run produces (hashed; stored as the run's spec)."""
@@ -142,18 +143,20 @@ def env_configs(spec: RunSpec) -> list[EnvConfig]:
     return out
 
 
-def episode_id(run_name: str, config: EnvConfig, seed: int, sample: int) -> str:
-    """Stable id from (run name, env id, env kwargs, task seed, sample)."""
-    h = hashlib.blake2b(f"{run_name}\x00{config.key}\x00{seed}\x00{sample}".encode(), digest_size=10)
+def episode_id(run_name: str, config: EnvConfig | str, seed: int, sample: int) -> str:
+    """Stable id from (run name, env id, env kwargs, task seed, sample); ``config`` may be its key."""
+    key = config if isinstance(config, str) else config.key
+    h = hashlib.blake2b(f"{run_name}\x00{key}\x00{seed}\x00{sample}".encode(), digest_size=10)
     return "e-" + h.hexdigest()
 
 
 def plan(spec: RunSpec, configs: list[EnvConfig] | None = None) -> Iterator[PlannedEpisode]:
     """All episodes of the run, in a stable order (configs × seeds × samples)."""
     for ci, cfg in enumerate(configs if configs is not None else env_configs(spec)):
+        key = cfg.key
         for seed in cfg.seeds:
             for sample in range(spec.samples):
-                yield PlannedEpisode(episode_id(spec.name, cfg, seed, sample), ci, seed, sample)
+                yield PlannedEpisode(episode_id(spec.name, key, seed, sample), ci, seed, sample)
 
 
 def planned_count(spec: RunSpec) -> int:

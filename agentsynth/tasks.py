@@ -24,13 +24,12 @@ class Task:
     prompt: str
     answer: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    task_id: str = field(init=False, compare=False)
+    """Stable id: ``t-`` + 16 hex digits of a hash of (env id, prompt, answer)."""
 
-    @property
-    def task_id(self) -> str:
-        """Stable id: ``t-`` + 16 hex digits of a hash of (env id, prompt, answer)."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(f"{self.env_id}\x00{self.prompt}\x00{self.answer}".encode())
-        return "t-" + h.hexdigest()
+    def __post_init__(self) -> None:
+        h = hashlib.blake2b(f"{self.env_id}\x00{self.prompt}\x00{self.answer}".encode(), digest_size=8)
+        object.__setattr__(self, "task_id", "t-" + h.hexdigest())
 
     def as_row(self) -> dict[str, Any]:
         """The task as a row of the store's ``tasks`` table."""

@@ -2,11 +2,16 @@
 
 For each concurrency C (``--concurrency 64,256``) a fresh sim server is started in a child process
 (``agentsynth.sim.process.running_server(latency_s=0.2)``), and N single-turn episodes
-(``--episodes``, default 10,000) are run three ways, each in a fresh event loop:
+(``--episodes``, default 10,000) are run five ways, each in a fresh event loop:
 
-- ``bare/aiohttp``: ``openai.AsyncOpenAI`` with ``openai.DefaultAioHttpClient`` (the transport the
-  runner uses), C worker coroutines pulling the same N requests from a shared iterator;
+- ``bare/aiohttp``: ``openai.AsyncOpenAI`` with ``openai.DefaultAioHttpClient``, C worker coroutines
+  pulling the same N requests from a shared iterator, each calling ``chat.completions.create``;
 - ``bare/httpx``: the same with the SDK's default httpx transport (``DefaultAsyncHttpxClient``);
+- ``bare/aiohttp-raw``, ``bare/httpx-raw``: the same clients calling the low-level
+  ``client.post("/chat/completions", cast_to=httpx2.Response)`` and reading the JSON, as the runner
+  does (it skips the SDK's param transform and pydantic models); the runner's transport is httpx up
+  to C = 128 and aiohttp above (``pick_transport``), so the matching ``*-raw`` row is its true
+  overhead baseline;
 - ``runner``: ``agentsynth.Runner`` with ``RunSpec(model="sim", base_url=..., concurrency=C)``, the
   DuckDB store on (a fresh file in a temp dir). The model is built with
   ``agentsynth.runner.build_model(spec)`` (what ``Runner`` does itself) so that it can be warmed up,
@@ -16,7 +21,8 @@ The requests are the same in all three: the arithmetic prompts for seeds 0..N-1 
 message, model "sim", temperature 1.0, a seed, max_tokens 1024. Before timing, each client sends
 ``--warmup`` requests (default 200; at least C) so connection setup is not counted. Reported:
 requests (episodes)/s, this process's CPU ms per request (``time.process_time()``: all threads),
-and the fraction of the ideal C / L (L = 0.2 s). The baseline is the better bare transport.
+and the fraction of the ideal C / L (L = 0.2 s). The baseline the target names is the better of
+bare/aiohttp and bare/httpx (``create``); the ``*-raw`` ratio is shown beside it.
 
     python benchmarks/bench_http.py
     python benchmarks/bench_http.py --concurrency 256 --episodes 5000 --repeat 2
@@ -32,6 +38,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import json
 import os
 import pstats
 import statistics
@@ -46,7 +53,9 @@ import httpx2
 import openai
 
 import agentsynth
+from agentsynth.models.openai_compat import pick_transport
 from agentsynth.registry import make as make_env
+from agentsynth.models.openai_compat import pick_transport
 from agentsynth.runner import build_model
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults  # noqa: F401 - re-exported for callers who want to add faults
@@ -149,9 +158,9 @@ def prompts_for(n: int, start: int = 0) -> list[str]:
 def make_client(transport: str, url: str, c: int) -> openai.AsyncOpenAI:
     timeout = httpx2.Timeout(TIMEOUT_S, connect=10.0)
     limits = httpx2.Limits(max_connections=c + 8, max_keepalive_connections=c + 8)
-    if transport == "aiohttp":
+    if transport in ("aiohttp", "aiohttp-raw"):
         http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
-    elif transport == "httpx":
+    elif transport in ("httpx", "httpx-raw"):
         http = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
     else:
         raise ValueError(transport)
@@ -177,7 +186,17 @@ async def _pool(c: int, items: Iterator[tuple[int, str]], call: Callable[[int, s
     return counts[0], counts[1], examples
 
 
-def _bare_call(client: openai.AsyncOpenAI) -> Callable[[int, str], Awaitable[None]]:
+def _bare_call(client: openai.AsyncOpenAI, raw: bool = False) -> Callable[[int, str], Awaitable[None]]:
+    if raw:  # the call path the runner uses: the client's low-level post, the JSON read directly
+        async def raw_call(seed: int, prompt: str) -> None:
+            body = {"model": "sim", "messages": [{"role": "user", "content": prompt}], "temperature": 1.0,
+                    "seed": seed, "max_tokens": 1024}
+            resp = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
+            if not json.loads(resp.content)["choices"][0]["message"]["content"]:
+                raise RuntimeError("empty reply")
+
+        return raw_call
+
     async def call(seed: int, prompt: str) -> None:
         resp = await client.chat.completions.create(
             model="sim", messages=[{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=1024
@@ -192,7 +211,7 @@ async def measure_bare(transport: str, url: str, c: int, prompts: list[str], war
                        profiler: cProfile.Profile | None = None) -> Measure:
     client = make_client(transport, url, c)
     try:
-        call = _bare_call(client)
+        call = _bare_call(client, raw=transport.endswith("-raw"))
         await _pool(c, iter(enumerate(warm, start=len(prompts))), call)
         if profiler:
             profiler.enable()
@@ -215,7 +234,7 @@ async def measure_runner(url: str, c: int, n: int, warm: list[str], store: str, 
         name=f"http-c{c}-r{rep}", model="sim", base_url=url, concurrency=c, samples=1, store=store,
         envs=[agentsynth.EnvSpec(id="arithmetic", tasks=n, max_turns=1, feedback="binary")],
     )
-    model = build_model(spec)  # the runner's own OpenAIModel (aiohttp transport, retry policy, limiter)
+    model = build_model(spec)  # the runner's own OpenAIModel (transport, retry policy, limiter)
     try:
         async def call(seed: int, prompt: str) -> None:
             await model.complete([{"role": "user", "content": prompt}], temperature=1.0, seed=seed, max_tokens=1024)
@@ -305,7 +324,9 @@ def main() -> None:
     ap.add_argument("--concurrency", default="64,256", help="comma-separated concurrency levels (default 64,256)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of (bare, runner) per level, alternating (default 1)")
     ap.add_argument("--warmup", type=int, default=200, help="warm-up requests before each timed measurement (default 200; at least C)")
-    ap.add_argument("--transports", default="aiohttp,httpx", help="bare-client transports (default aiohttp,httpx)")
+    ap.add_argument("--transports", default="aiohttp,httpx,aiohttp-raw,httpx-raw",
+                    help="bare clients: aiohttp and httpx call chat.completions.create; *-raw call the client's "
+                         "low-level post as the runner does (default aiohttp,httpx,aiohttp-raw,httpx-raw)")
     ap.add_argument("--profile", action="store_true", help="after the table, cProfile the bare client and the runner")
     ap.add_argument("--profile-only", action="store_true", help="only the profiles, no timed table")
     ap.add_argument("--profile-episodes", type=int, default=3000, help="requests in each profiled run (default 3000)")
@@ -369,23 +390,26 @@ def _table(results: list[Measure], levels: list[int], transports: list[str]) -> 
             rate, cpu, frac, errs, scpu, cores, gcms = by_kind[kind] = _agg(ms)
             print(f"| {c} | {kind} | {rate:,.1f} | {cpu:.3f} | {gcms:.3f} | {scpu:.3f} | {cores:.2f} | "
                   f"{100 * frac:.1f}% | {errs} |")
-        bares = {k: v for k, v in by_kind.items() if k.startswith("bare/")}
+        # the baseline the target names: the better transport of the client's chat.completions.create
+        bares = {k: v for k, v in by_kind.items() if k in ("bare/aiohttp", "bare/httpx")}
         if bares and "runner" in by_kind:
             best = max(bares, key=lambda k: bares[k][0])
-            same = bares.get("bare/aiohttp", bares[best])  # the runner's own transport
-            summary.append((c, best, bares[best], by_kind["runner"], same))
-    print("\n| C | baseline (better bare) | baseline req/s | runner episodes/s | runner/baseline | runner % of C/L | "
-          "runner - bare/aiohttp CPU ms/req (same transport) | target |")
-    print("|---:|---|---:|---:|---:|---:|---:|---|")
-    for c, best, (b_rate, *_), (r_rate, r_cpu, r_frac, *_), (_, s_cpu, *_) in summary:
+            raw = by_kind.get(f"bare/{pick_transport('auto', c)}-raw")  # the runner's own call path: its true overhead
+            summary.append((c, best, bares[best], by_kind["runner"], raw))
+    print("\n| C | baseline (better bare create) | baseline req/s | runner episodes/s | runner/baseline | runner % of C/L "
+          "| runner / bare on the runner's call path (*-raw) | runner - that bare CPU ms/req | target |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for c, best, (b_rate, *_), (r_rate, r_cpu, r_frac, *_), raw in summary:
         ratio = r_rate / b_rate
+        same = f"{100 * r_rate / raw[0]:.1f}%" if raw else "n/a"
+        extra = f"{r_cpu - raw[1]:+.3f}" if raw else "n/a"
         targets = []
         if c == 64:
             targets.append(f">= 95% of C/L: {'PASS' if r_frac >= TARGET_IDEAL_AT_64 else 'FAIL'}")
         if c == 256:
             targets.append(f">= 90% of bare: {'PASS' if ratio >= TARGET_VS_BARE_AT_256 else 'FAIL'}")
         print(f"| {c} | {best} | {b_rate:,.1f} | {r_rate:,.1f} | {100 * ratio:.1f}% | {100 * r_frac:.1f}% | "
-              f"{r_cpu - s_cpu:+.3f} | {'; '.join(targets) or '(none)'} |")
+              f"{same} | {extra} | {'; '.join(targets) or '(none)'} |")
 
 
 if __name__ == "__main__":

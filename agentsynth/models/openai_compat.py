@@ -1,12 +1,18 @@
 """Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp server, litellm, sim).
 
-Uses the official ``openai`` client with its aiohttp transport (its default httpx transport's
-connection pool scales badly past ~100 concurrent requests), the SDK's own retries off, and the
-retry policy of :mod:`agentsynth.models.retry` instead.
+Uses the official ``openai`` client — with its default httpx transport up to 128 calls in flight
+and its aiohttp transport above, whichever is faster there (:func:`pick_transport`) — the SDK's
+own retries off, and the
+retry policy of :mod:`agentsynth.models.retry` instead. Requests go through the client's low-level
+``post`` (same transport, auth, timeouts and typed errors) and the reply JSON is read directly:
+the typed ``chat.completions.create`` path spends ~0.4 ms of CPU per call on transforming params
+and building pydantic models, which at hundreds of calls in flight is the bottleneck.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import time
@@ -42,6 +48,7 @@ class OpenAIModel:
         timeout_s: float = 60.0,
         concurrency: int = 16,
         policy: RetryPolicy | None = None,
+        transport: str = "auto",
     ):
         self.name = model
         self.base_url = strip_credentials(base_url)
@@ -51,7 +58,11 @@ class OpenAIModel:
         self.retries = 0
         timeout = httpx2.Timeout(timeout_s, connect=min(10.0, timeout_s))
         limits = httpx2.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-        http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+        self.transport = pick_transport(transport, concurrency)
+        if self.transport == "aiohttp":
+            http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+        else:
+            http = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
         self.client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed",
             base_url=base_url,
@@ -61,10 +72,20 @@ class OpenAIModel:
         )
 
     def _on_retry(self, state: Any) -> None:
+        self._failed(state.outcome.exception() if state.outcome else None)
+
+    def _failed(self, exc: BaseException | None) -> None:
         self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, openai.RateLimitError):
             self.limiter.throttled()
+
+    async def _attempt(self, body: dict[str, Any]) -> Any:
+        # The client's low-level post: its transport, auth, timeouts and typed errors, without
+        # the typed-params transform and the pydantic response model (~0.4 ms of CPU a call,
+        # which caps throughput near 1,000 calls/s on one core). We parse the JSON ourselves.
+        async with self.limiter:
+            response = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response)
+        return json.loads(response.content)
 
     async def complete(
         self,
@@ -83,14 +104,20 @@ class OpenAIModel:
             kwargs["max_tokens"] = max_tokens
         if tools:
             kwargs["tools"] = tools
-        attempts = 0
+        attempts = 1
         t0 = time.perf_counter()
         try:
-            async for attempt in self.policy.retrying(self._on_retry):
-                with attempt:
-                    attempts += 1
-                    async with self.limiter:
-                        resp = await self.client.chat.completions.create(**kwargs)
+            try:
+                resp = await self._attempt(kwargs)  # the common case: no retry machinery
+            except Exception as first:
+                if not is_transient(first) or self.policy.max_retries == 0:
+                    raise
+                self._failed(first)
+                await asyncio.sleep(self.policy.delay(first, 1))
+                async for attempt in self.policy.retrying(self._on_retry, failed=1):
+                    with attempt:
+                        attempts += 1
+                        resp = await self._attempt(kwargs)
         except openai.APIStatusError as exc:
             raise ModelError(
                 f"HTTP {exc.status_code} from {self.base_url or 'api.openai.com'}: {self._brief(exc)}",
@@ -133,21 +160,39 @@ def strip_credentials(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+AIOHTTP_ABOVE = 128
+
+
+def pick_transport(transport: str, concurrency: int) -> str:
+    """``auto``: the client's default httpx transport up to 128 calls in flight (lower latency there:
+    p50 +0.7 ms over the server's delay vs +10 ms for aiohttp at C=64), its aiohttp transport above
+    (httpx's pool saturates: ~700 vs ~1,100 calls/s at C=256 on 2 cores)."""
+    if transport == "auto":
+        return "aiohttp" if concurrency > AIOHTTP_ABOVE else "httpx"
+    if transport not in ("aiohttp", "httpx"):
+        raise ValueError(f"transport {transport!r}: choose auto, aiohttp or httpx")
+    return transport
+
+
 def _completion(resp: Any, attempts: int, latency: float) -> Completion:
+    """A chat.completion JSON object as a :class:`Completion`; ModelError if it is not one."""
     try:
-        choice = resp.choices[0]
-        msg = choice.message
-        message: Message = {"role": "assistant", "content": msg.content or ""}
-        if getattr(msg, "tool_calls", None):
-            message["tool_calls"] = [tc.model_dump(mode="json") for tc in msg.tool_calls]
-        usage = resp.usage
+        choice = resp["choices"][0]
+        msg = choice["message"]
+        content = msg.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"content is {type(content).__name__}")
+        message: Message = {"role": "assistant", "content": content or ""}
+        if msg.get("tool_calls"):
+            message["tool_calls"] = list(msg["tool_calls"])
+        usage = resp.get("usage") or {}
         return Completion(
             message=message,
-            finish_reason=str(choice.finish_reason or "stop"),
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
             latency_s=latency,
             attempts=attempts,
         )
-    except (AttributeError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed reply: {type(exc).__name__}: {exc}; got {str(resp)[:200]}", attempts=attempts) from None

@@ -13,6 +13,8 @@ import asyncio
 import email.utils
 import random
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import openai
@@ -62,27 +64,38 @@ class RetryPolicy:
     cap: float = 8.0
     max_retry_after: float = 60.0
 
-    def wait(self, state: RetryCallState) -> float:
-        """Tenacity wait function."""
-        exc = state.outcome.exception() if state.outcome else None
+    def delay(self, exc: BaseException | None, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failed attempt that raised ``exc``."""
         asked = retry_after(exc)
         if asked is not None:
             return min(asked, self.max_retry_after) + random.uniform(0, self.base)
-        return random.uniform(0, min(self.cap, self.base * 2 ** (state.attempt_number - 1)))
+        return random.uniform(0, min(self.cap, self.base * 2 ** (failures - 1)))
 
-    def retrying(self, on_retry=None) -> AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` for one call."""
+    def wait(self, state: RetryCallState) -> float:
+        """Tenacity wait function."""
+        return self.delay(state.outcome.exception() if state.outcome else None, state.attempt_number)
+
+    def retrying(self, on_retry: Callable[[RetryCallState], None] | None = None, *, failed: int = 0) -> AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for a call that already failed ``failed`` times.
+
+        Callers make the first attempt themselves and enter this loop only after a transient
+        failure: building a tenacity loop costs ~25 µs of CPU, which adds up at 1,000 calls/s.
+        """
         return AsyncRetrying(
             retry=retry_if_exception(is_transient),
-            wait=self.wait,
-            stop=stop_after_attempt(self.max_retries + 1),
+            wait=lambda st: self.delay(st.outcome.exception() if st.outcome else None, st.attempt_number + failed),
+            stop=stop_after_attempt(max(1, self.max_retries + 1 - failed)),
             reraise=True,
             before_sleep=on_retry,
         )
 
 
 class AdaptiveLimiter:
-    """An async semaphore whose size adapts: halve on throttling, +1 per ``limit`` successes."""
+    """An async semaphore whose size adapts: halve on throttling, +1 per ``limit`` successes.
+
+    Lock-free: asyncio code between awaits is atomic, so entering below the limit is a counter
+    increment; only callers over the limit wait on a future.
+    """
 
     def __init__(self, maximum: int, minimum: int = 1, cooldown_s: float = 1.0):
         self.maximum = maximum
@@ -93,19 +106,35 @@ class AdaptiveLimiter:
         self.throttles = 0
         self._successes = 0
         self._last_cut = 0.0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def __aenter__(self) -> "AdaptiveLimiter":
-        async with self._cond:
-            while self.in_flight >= self.limit:
-                await self._cond.wait()
-            self.in_flight += 1
+        while self.in_flight >= self.limit or self._waiters:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+                self._wake()
+                raise
+            if self.in_flight < self.limit:
+                break
+        self.in_flight += 1
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify()
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.limit - self.in_flight
+        while free > 0 and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1
 
     def throttled(self) -> None:
         """A 429: cut the limit in half (at most once per cooldown)."""
@@ -124,9 +153,4 @@ class AdaptiveLimiter:
         if self._successes >= self.limit:
             self._successes = 0
             self.limit += 1
-            if self._cond._waiters:  # type: ignore[attr-defined]
-                asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._cond:
-            self._cond.notify()
+            self._wake()

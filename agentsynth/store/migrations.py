@@ -25,7 +25,12 @@ def migration(fn: Migration) -> Migration:
 
 @migration
 def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """runs, tasks, episodes, messages, signals, signal_types."""
+    """runs, tasks, episodes, messages, signals, signal_types.
+
+    messages and signals have no primary key: their rows are unique by construction (one writer,
+    an episode's rows replaced as a whole), and DuckDB keeps every key's index in memory, which
+    would make a long run's memory grow with its length.
+    """
     con.execute(
         """
         CREATE TABLE runs (
@@ -85,8 +90,7 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
             role VARCHAR NOT NULL,
             content VARCHAR,
             tool_calls JSON,
-            tool_call_id VARCHAR,
-            PRIMARY KEY (episode_id, position)
+            tool_call_id VARCHAR
         );
         CREATE TABLE signals (
             episode_id VARCHAR NOT NULL,
@@ -97,8 +101,7 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
             passed BOOLEAN,
             feedback VARCHAR,
             details JSON,
-            tokens INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (episode_id, turn, name, role)
+            tokens INTEGER NOT NULL DEFAULT 0
         );
         CREATE TABLE signal_types (
             name VARCHAR PRIMARY KEY,

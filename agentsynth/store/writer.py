@@ -8,9 +8,9 @@ not at all. Rows go in as Arrow tables: ~100x faster than row-by-row inserts in 
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
+from collections import deque
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,26 +44,40 @@ _SCHEMAS = {
 }
 
 
+MESSAGE_COLUMNS = tuple(_SCHEMAS["messages"].names)
+SIGNAL_COLUMNS = tuple(_SCHEMAS["signals"].names)
+_GETTERS = {name: itemgetter(*schema.names) for name, schema in _SCHEMAS.items()}
+
+
 @dataclass(slots=True)
 class EpisodeRecord:
-    """Everything one finished episode adds to the store (rows as dicts keyed by column)."""
+    """Everything one finished episode adds to the store.
+
+    ``episode`` and ``task`` are dicts keyed by column; ``messages`` and ``signals`` (the many
+    rows) are tuples in :data:`MESSAGE_COLUMNS` / :data:`SIGNAL_COLUMNS` order. ``task`` may be
+    None when this session already sent that task.
+    """
 
     episode: dict[str, Any]
     task: dict[str, Any] | None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    signals: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    signals: list[tuple[Any, ...]] = field(default_factory=list)
     replaces: bool = False  # an earlier failed attempt of this episode is stored: replace it
 
 
-def _table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Rows (tuples in schema order) as an Arrow table: transpose in C, one array per column."""
     schema = _SCHEMAS[name]
-    return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in schema}, schema=schema)
+    columns = list(zip(*rows))
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 class StoreWriter:
-    """Owns the write connection; :meth:`submit` from any thread, :meth:`close` at the end."""
+    """Owns the write connection; :meth:`submit` from the event loop, :meth:`close` at the end.
 
-    _STOP = object()
+    Submitting is a deque append (no lock, no wake-up per episode); the thread wakes when a batch
+    is full or every ``interval`` seconds.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, batch_size: int = 1000, interval: float = 0.5):
         self.con = con
@@ -71,7 +85,9 @@ class StoreWriter:
         self.interval = interval
         self.written = 0
         self.error: BaseException | None = None
-        self._q: queue.Queue[Any] = queue.Queue()
+        self._pending: deque[EpisodeRecord] = deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="agentsynth-store-writer", daemon=True)
         self._thread.start()
 
@@ -79,53 +95,40 @@ class StoreWriter:
         """Queue one finished episode; raises if the writer has failed."""
         if self.error is not None:
             raise RuntimeError(f"store writer failed: {self.error}") from self.error
-        self._q.put(record)
+        self._pending.append(record)
+        if len(self._pending) >= self.batch_size:
+            self._wake.set()
 
     def pending(self) -> int:
         """Episodes queued but not yet committed."""
-        return self._q.qsize()
+        return len(self._pending)
 
     def close(self) -> None:
         """Flush everything queued and stop the thread; re-raise a writer failure."""
-        self._q.put(self._STOP)
+        self._closing = True
+        self._wake.set()
         self._thread.join()
         if self.error is not None:
             raise RuntimeError(f"store writer failed: {self.error}") from self.error
 
     def _loop(self) -> None:
-        batch: list[EpisodeRecord] = []
-        deadline = time.monotonic() + self.interval
-        stop = False
-        while not stop:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._q.get(timeout=timeout)
-                if item is self._STOP:
-                    stop = True
-                else:
-                    batch.append(item)
-                    while len(batch) < self.batch_size:  # drain what is already there
-                        item = self._q.get_nowait()
-                        if item is self._STOP:
-                            stop = True
-                            break
-                        batch.append(item)
-            except queue.Empty:
-                pass
-            if batch and (stop or len(batch) >= self.batch_size or time.monotonic() >= deadline):
-                if self.error is None:
-                    try:
-                        self._flush(batch)
-                        self.written += len(batch)
-                    except BaseException as exc:  # noqa: BLE001 - surfaced through submit/close
-                        self.error = exc
-                batch = []
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self.interval
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            closing = self._closing
+            while self._pending and self.error is None:
+                batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+                try:
+                    self._flush(batch)
+                    self.written += len(batch)
+                except BaseException as exc:  # noqa: BLE001 - surfaced through submit/close
+                    self.error = exc
+            if closing:
+                return
 
     def _flush(self, batch: list[EpisodeRecord]) -> None:
         tasks = {r.task["task_id"]: r.task for r in batch if r.task is not None}
-        episodes = [r.episode for r in batch]
+        episodes = list(map(_GETTERS["episodes"], (r.episode for r in batch)))
         messages = [m for r in batch for m in r.messages]
         signals = [s for r in batch for s in r.signals]
         replaced = [r.episode["episode_id"] for r in batch if r.replaces]
@@ -139,7 +142,7 @@ class StoreWriter:
                     con.execute(f"DELETE FROM {t} WHERE episode_id IN (SELECT episode_id FROM _replaced)")
                 con.unregister("_replaced")
             if tasks:
-                con.register("_b", _table("tasks", list(tasks.values())))
+                con.register("_b", _table("tasks", list(map(_GETTERS["tasks"], tasks.values()))))
                 con.execute("INSERT OR IGNORE INTO tasks BY NAME SELECT * FROM _b")
             for name, rows in (("episodes", episodes), ("messages", messages), ("signals", signals)):
                 if rows:
