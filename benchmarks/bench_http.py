@@ -55,7 +55,6 @@ import openai
 import agentsynth
 from agentsynth.models.openai_compat import pick_transport
 from agentsynth.registry import make as make_env
-from agentsynth.models.openai_compat import pick_transport
 from agentsynth.runner import build_model
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults  # noqa: F401 - re-exported for callers who want to add faults
