@@ -67,9 +67,9 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
     except (SpecError, StoreError) as exc:
         progress.stop()
         _fail(str(exc))
-    except ModelError as exc:
+    except ModelError as exc:  # raised only while setting up the model (e.g. its key variable unset)
         progress.stop()
-        _fail(str(exc), EXIT_FAILED)
+        _fail(str(exc))
     except KeyboardInterrupt:
         progress.stop()
         _fail("interrupted; run the same command again to resume", 130)

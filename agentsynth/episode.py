@@ -73,6 +73,22 @@ class EnvCaller:
         return out
 
 
+class RecentSet:
+    """The last ``size`` keys seen (a bounded set: memory stays flat however long the run)."""
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._d: dict[str, None] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._d
+
+    def add(self, key: str) -> None:
+        self._d[key] = None
+        if len(self._d) > self.size:
+            del self._d[next(iter(self._d))]
+
+
 def request_seed(run_seed: int, episode_id: str, turn: int) -> int:
     """The ``seed`` sent with each model request: stable per (run seed, episode, turn)."""
     h = hashlib.blake2b(f"{run_seed}:{episode_id}:{turn}".encode(), digest_size=4).digest()
@@ -112,13 +128,13 @@ async def run_episode(
     system_prompt: str | None,
     make_judge: Callable[[int], Callable[[list[dict[str, Any]]], JudgeReply]],
     carry: dict[str, int] | None = None,
-    tasks_sent: set[str] | None = None,
+    tasks_sent: "RecentSet | None" = None,
 ) -> EpisodeRecord:
     """Run one episode to the end and return its rows. Never raises for model or environment
     failures: the episode is returned with ``status = 'error'`` and the error text.
 
-    ``env_config`` is the configuration's kwargs as JSON; ``tasks_sent`` the task ids this session
-    already handed to the store (their rows are not sent again)."""
+    ``env_config`` is the configuration's kwargs as JSON; ``tasks_sent`` the task ids recently
+    handed to the store (their rows are not sent again; the store ignores a repeat anyway)."""
     started = utcnow()
     t0 = time.perf_counter()
     messages: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._version import __version__
 from .env import TextEnv
-from .episode import EnvCaller, request_seed, run_episode
+from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models.base import ChatModel, ModelError
 from .registry import UnknownEnvironment, resolve
 from .signals import JudgeError, JudgeReply, SignalType
@@ -109,7 +109,7 @@ class _Shared:
     examples: list[str]
     stop: asyncio.Event
     total: int
-    tasks_sent: set[str]
+    tasks_sent: RecentSet
 
 
 def _config_json(cfg: EnvConfig) -> str:
@@ -171,8 +171,18 @@ class Runner:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         configs = env_configs(spec)
-        envs, types, self._needs_model = _probe(configs)
+        envs, types, needs_model = _probe(configs)
         model = self.model or build_model(spec)
+        try:
+            return await self._run(model, configs, envs, types, needs_model, t0)
+        finally:
+            if self.model is None:
+                await model.aclose()
+
+    async def _run(self, model: ChatModel, configs: list[EnvConfig], envs: list[tuple[str, type[TextEnv]]],
+                   types: list[SignalType], needs_model: list[bool], t0: float) -> RunResult:
+        spec = self.spec
+        loop = asyncio.get_running_loop()
         con = connect(spec.store, read_only=False)
         try:
             store_runs.record_signal_types(con, types)
@@ -191,21 +201,19 @@ class Runner:
             status = "interrupted"
             writer = StoreWriter(con)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
-            callers = [EnvCaller(executor, inline_ok=not needs_model) for needs_model in self._needs_model]
+            callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
             gc_threshold = gc.get_threshold()
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
                 ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, model, state, writer,
-                              counts, examples, stop, n_todo, set())
+                              counts, examples, stop, n_todo, RecentSet())
                 await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
                 status = "failed" if stop.is_set() else "completed"
             finally:
                 gc.set_threshold(*gc_threshold)
                 gc.unfreeze()
                 executor.shutdown(wait=False, cancel_futures=True)
-                if self.model is None:
-                    await model.aclose()
                 try:
                     writer.close()
                 finally:

@@ -162,4 +162,4 @@ def test_no_api_key_in_store_or_output(tmp_path: Path, store: Path) -> None:
         assert secret.encode() not in blob
         assert secret not in ok.stdout + ok.stderr + bad.stdout + bad.stderr
     unset = cli("run", str(spec), "-q")
-    assert unset.returncode == 1 and "MY_ENDPOINT_KEY (api_key_env) is not set" in unset.stderr
+    assert unset.returncode == 2 and "MY_ENDPOINT_KEY (api_key_env) is not set" in unset.stderr

@@ -33,7 +33,12 @@ def api_key_from_env(var: str | None, base_url: str | None) -> str:
         if not key:
             raise ModelError(f"environment variable {var} (api_key_env) is not set")
         return key
-    return os.environ.get("OPENAI_API_KEY", "") if base_url is None else "not-needed"
+    if base_url is None:
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise ModelError("no API key for api.openai.com: set OPENAI_API_KEY, or name another variable with api_key_env")
+        return key
+    return "not-needed"
 
 
 class OpenAIModel:

@@ -23,6 +23,7 @@ from random import Random
 from typing import Any
 
 from ..channels import HINT_PREFIX, INCORRECT_MESSAGE, NONE_MESSAGE, REFERENCE_PREFIX, SELF_PREFIX, SELF_REQUEST, parse_verdict
+from ..models.base import Completion
 from .solvers import Problem, solve
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -210,10 +211,8 @@ class SimModel:
         seed: int | None = None,
         max_tokens: int | None = None,
         tools: list[dict[str, Any]] | None = None,
-    ):
+    ) -> Completion:
         """One completion (the :class:`~agentsynth.models.base.ChatModel` protocol)."""
-        from ..models.base import Completion
-
         choice = self.choices(messages, n=1, temperature=temperature, seed=seed, max_tokens=max_tokens)[0]
         return Completion(
             message={"role": "assistant", "content": choice["content"]},
