@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import io
 import json
 import os
@@ -47,12 +46,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Self
 
 import httpx2
 import openai
 
 import agentsynth
+
+from _gc_timer import GcTimer
 from agentsynth.models.openai_compat import pick_transport
 from agentsynth.registry import make as make_env
 from agentsynth.runner import build_model
@@ -63,29 +63,6 @@ LATENCY_S = 0.2
 TARGET_IDEAL_AT_64 = 0.95
 TARGET_VS_BARE_AT_256 = 0.90
 TIMEOUT_S = 60.0
-
-
-class GcTimer:
-    """CPU seconds spent in the cyclic garbage collector (any thread), via ``gc.callbacks``."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.collections = [0, 0, 0]
-        self._t0 = 0.0
-
-    def _cb(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._t0 = time.thread_time()
-        else:
-            self.seconds += time.thread_time() - self._t0
-            self.collections[info["generation"]] += 1
-
-    def __enter__(self) -> Self:
-        gc.callbacks.append(self._cb)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self._cb)
 
 
 @dataclass
