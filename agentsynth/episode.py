@@ -126,7 +126,7 @@ async def run_episode(
     temperature: float,
     max_tokens: int | None,
     system_prompt: str | None,
-    make_judge: Callable[[int], Callable[[list[dict[str, Any]]], JudgeReply]],
+    make_judge: Callable[[], Callable[[list[dict[str, Any]]], JudgeReply] | None],
     carry: dict[str, int] | None = None,
     tasks_sent: "RecentSet | None" = None,
 ) -> EpisodeRecord:
@@ -154,7 +154,7 @@ async def run_episode(
         rows_m.append((episode_id, len(rows_m), turn_, role, content, _json(extra.get("tool_calls")), extra.get("tool_call_id")))
 
     try:
-        env.judge = make_judge(seed)
+        env.judge = make_judge()
         try:
             obs, _info = await call_env(_reset, env, seed)
         except Exception as exc:
@@ -169,10 +169,10 @@ async def run_episode(
             add("system", system_prompt, 0)
         add("user", obs, 0)
         while True:
-            turn += 1
             comp: Completion = await model.complete(
-                messages, temperature=temperature, seed=request_seed(run_seed, episode_id, turn), max_tokens=max_tokens
+                messages, temperature=temperature, seed=request_seed(run_seed, episode_id, turn + 1), max_tokens=max_tokens
             )
+            turn += 1  # turns counts the agent's replies
             attempts += comp.attempts
             prompt_tokens += comp.prompt_tokens
             completion_tokens += comp.completion_tokens
@@ -181,6 +181,8 @@ async def run_episode(
             action = comp.message if extra else comp.message.get("content") or ""
             try:
                 obs, reward, terminated, truncated, info = await call_env(env.step, action)
+            except JudgeError:
+                raise
             except Exception as exc:
                 raise EnvironmentFailure(f"environment {env_id} raised in step: {_describe(exc)}") from exc
             seen_tokens = set()

@@ -102,6 +102,7 @@ class _Shared:
     configs: list[EnvConfig]
     config_json: list[str]
     callers: list[EnvCaller]
+    needs_model: list[bool]
     model: ChatModel
     state: store_runs.RunState
     writer: StoreWriter
@@ -206,7 +207,7 @@ class Runner:
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, model, state, writer,
+                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, state, writer,
                               counts, examples, stop, n_todo, RecentSet())
                 await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
                 status = "failed" if stop.is_set() else "completed"
@@ -239,7 +240,10 @@ class Runner:
                 if env is None:
                     env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
 
-                def make_judge(seed: int, eid: str = p.episode_id) -> Callable[[list[dict[str, Any]]], JudgeReply]:
+                def make_judge(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> Callable[[list[dict[str, Any]]], JudgeReply] | None:
+                    if not uses_model:
+                        return None
+
                     def judge(messages: list[dict[str, Any]]) -> JudgeReply:
                         if threading.get_ident() == loop_thread:
                             raise JudgeError("a grader called the model from the event loop; set uses_model = True on it")
