@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -61,6 +62,7 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
     except SpecError as exc:
         _fail(str(exc))
     progress = _Progress(spec.name, enabled=not quiet)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: flush what finished, mark interrupted
     runner = Runner(spec, restart=restart, on_start=progress.start, on_progress=progress.update)
     try:
         result = runner.run()
@@ -80,6 +82,10 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
         hint = "; run again to retry the failed episodes" if result.status in ("incomplete", "failed") else ""
         first = f" (e.g. {result.error_examples[0]})" if result.error_examples else ""
         _fail(f"run {result.name} {result.status}: {result.errors} episode(s) failed{first}{hint}", EXIT_FAILED)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 class _Progress:

@@ -63,3 +63,29 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, store: Path) -> No
         assert con.execute("SELECT sessions FROM runs").fetchone()[0] == 5
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_flushes_finished_episodes_and_marks_the_run(tmp_path: Path, store: Path, sig: int) -> None:
+    spec = write_spec(tmp_path / "int.toml", f"""
+        name = "int"
+        store = "{store}"
+        [[envs]]
+        id = "arithmetic"
+        tasks = 20000
+        max_turns = 3
+        """)
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; run the same command again to resume" in err, err
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        status, = con.execute("SELECT status FROM runs").fetchone()
+        n, distinct = con.execute("SELECT count(*), count(DISTINCT episode_id) FROM episodes").fetchone()
+    finally:
+        con.close()
+    assert status == "interrupted" and 0 < n == distinct < 20000
