@@ -1,29 +1,13 @@
-"""The sim model's per-domain competence: read a prompt, know its answer and its likely mistakes.
-
-A solver sees only the prompt text, as a model would. It returns a :class:`Problem`: the correct
-answer, how hard the task looks, and plausible wrong answers (the first is the mistake this
-"model" favours on this task). Domains without a solver get a guess.
-"""
+"""The sim's arithmetic competence: evaluate the expression in the prompt; its favourite slip is
+ignoring operator precedence."""
 
 from __future__ import annotations
 
 import ast
 import operator
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-
-@dataclass(slots=True)
-class Problem:
-    """What the sim believes about a prompt."""
-
-    domain: str
-    answer: str
-    difficulty: float
-    mistakes: list[str] = field(default_factory=list)
-    answer_words: Callable[[str], str] | None = None  # a wrong-format rendering, if any
-
+from .base import Problem
 
 _ARITH = re.compile(r"Compute the value of:\s*(.+?)\s*$", re.M)
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
@@ -96,13 +80,4 @@ def arithmetic(prompt: str) -> Problem | None:
     return Problem("arithmetic", str(value), 0.5 + 0.5 * ops, mistakes, _words)
 
 
-SOLVERS: list[Callable[[str], Problem | None]] = [arithmetic]
-
-
-def solve(prompt: str) -> Problem | None:
-    """The first solver that recognises the prompt, or None."""
-    for s in SOLVERS:
-        p = s(prompt)
-        if p is not None:
-            return p
-    return None
+SOLVER = arithmetic

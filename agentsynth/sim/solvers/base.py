@@ -1,0 +1,20 @@
+"""What a sim solver returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Problem:
+    """What the sim believes about a prompt: the correct answer (as the text it would write after
+    ``Answer:``), how hard the task looks (1 = easy; skill is raised to this power), plausible
+    wrong answers (the first is the mistake it favours on this task), and optionally a rendering
+    of an answer in a wrong, unparseable form."""
+
+    domain: str
+    answer: str
+    difficulty: float
+    mistakes: list[str] = field(default_factory=list)
+    answer_words: Callable[[str], str] | None = None
