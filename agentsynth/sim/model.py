@@ -165,7 +165,8 @@ class SimModel:
             if fb.startswith("Correct"):
                 return last
             if fb.startswith(REFERENCE_PREFIX) and rng.random() < self.params.use_reference:
-                return "Answer: " + fb[len(REFERENCE_PREFIX):].strip()
+                ref = fb[len(REFERENCE_PREFIX):].strip()
+                return prob.render(ref, True) if prob.render else "Answer: " + ref
             if fb.startswith(SELF_PREFIX) and parse_verdict(fb) is True:
                 return last
             use = (
@@ -187,13 +188,17 @@ class SimModel:
             ans = prob.mistakes[0]
         else:
             ans = rng.choice(prob.mistakes) if prob.mistakes else "0"
-        if rng.random() < self.params.format_ok:
+        tidy = rng.random() < self.params.format_ok
+        if prob.render is not None:
+            return prob.render(ans, tidy)
+        if tidy:
             return f"Let me work through it step by step.\nAnswer: {ans}"
         return f"I think the result is {ans}."
 
     def _review(self, messages: Sequence[Mapping[str, Any]], prob: Problem | None, rng: Random) -> str:
         answers = [_text(m) for m in messages if m.get("role") == "assistant"]
-        stated = _stated(answers[-1]) if answers else None
+        extract = prob.extract if prob is not None and prob.extract is not None else _stated
+        stated = extract(answers[-1]) if answers else None
         if prob is None:
             agrees = False
         else:

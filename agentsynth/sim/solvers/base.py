@@ -18,3 +18,9 @@ class Problem:
     difficulty: float
     mistakes: list[str] = field(default_factory=list)
     answer_words: Callable[[str], str] | None = None
+    render: Callable[[str, bool], str] | None = None
+    """``render(answer, tidy)``: the reply carrying ``answer``; ``tidy`` False means the sloppy form
+    (prose around the answer). None: ``"...\nAnswer: <answer>"`` / ``"I think the result is <answer>."``."""
+    extract: Callable[[str], str | None] | None = None
+    """``extract(reply)``: the answer a reply states, comparable with ``answer`` (for self-review).
+    None: the last number after ``Answer:``."""
