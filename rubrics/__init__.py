@@ -4,7 +4,27 @@ Each grader declares its labels (source, openness, meta-level, task relevance); 
 ``agentsynth.SignalType``.
 """
 
+from .compose import all_of, weighted_sum
+from .criteria import Criterion, criteria_rubric
 from .format import answer_line, max_length
-from .numeric import numeric_match, parse_number
+from .match import exact_match, normalize, normalized_match
+from .numeric import numeric_match, numeric_tolerance, parse_number
+from .partial import partial_credit
+from .verifier import verifier
 
-__all__ = ["answer_line", "max_length", "numeric_match", "parse_number"]
+__all__ = [
+    "Criterion",
+    "all_of",
+    "answer_line",
+    "criteria_rubric",
+    "exact_match",
+    "max_length",
+    "normalize",
+    "normalized_match",
+    "numeric_match",
+    "numeric_tolerance",
+    "parse_number",
+    "partial_credit",
+    "verifier",
+    "weighted_sum",
+]

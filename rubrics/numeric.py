@@ -7,6 +7,7 @@ import re
 from fractions import Fraction
 
 from agentsynth.env import final_answer
+from agentsynth.signals import GradeContext, Grader, Signal, SignalType
 
 _NUMBER = re.compile(r"[-+−]?\s*\d[\d,_]*(?:\.\d+)?(?:\s*/\s*\d+)?(?:[eE][-+]?\d+)?")
 
@@ -30,3 +31,21 @@ def numeric_match(answer: str, expected: float, *, rel_tol: float = 1e-9, abs_to
     """Does the number stated in ``answer`` equal ``expected`` within tolerance?"""
     got = parse_number(answer)
     return got is not None and math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+def numeric_tolerance(rel_tol: float = 1e-6, abs_tol: float = 1e-9, name: str = "numeric") -> Grader:
+    """Outcome-level grader: the stated number equals ``float(task.answer)`` within tolerance."""
+    st = SignalType(name, "verifier", "open", 2, True, f"number within rel {rel_tol:g} / abs {abs_tol:g} of the answer")
+
+    class _Numeric(Grader):
+        signal_type = st
+
+        def grade(self, ctx: GradeContext) -> Signal:
+            try:
+                expected = float(ctx.task.answer)
+            except ValueError:
+                return Signal(self.name, 0.0, None, "", {"error": "reference answer is not a number"})
+            ok = numeric_match(ctx.answer, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+            return Signal(self.name, float(ok), ok, "Correct." if ok else "Incorrect.")
+
+    return _Numeric()
