@@ -27,7 +27,15 @@ SELF_REQUEST = (
     "Review your last answer to the task above. Is it correct? Give one short reason, then end "
     "with a final line 'VERDICT: correct' or 'VERDICT: incorrect'."
 )
-CHANNELS: tuple[str, ...] = ("none", "binary", "reference", "hint", "self")
+JUDGE_PREFIX = "Judge: "
+JUDGE_HEADER = "You are grading another model's answer to a task."
+JUDGE_REQUEST = (
+    JUDGE_HEADER + " Judge the answer; do not write your own solution.\n"
+    "Task:\n<<<\n{task}\n>>>\nAnswer to grade:\n<<<\n{answer}\n>>>\n"
+    "Criteria: the final answer is correct; it is given in the form the task asks for.\n"
+    "Give a one-line critique, then end with a final line 'VERDICT: correct' or 'VERDICT: incorrect'."
+)
+CHANNELS: tuple[str, ...] = ("none", "binary", "reference", "hint", "rubric", "judge", "self")
 
 _VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(correct|incorrect|right|wrong|yes|no)\b", re.I)
 
@@ -104,10 +112,10 @@ class SelfReviewGrader(Grader):
     uses_model = True
 
     def grade(self, ctx: GradeContext) -> Signal:
-        if ctx.judge is None:
+        if ctx.policy is None:
             return Signal(self.name, 0.0, None, NONE_MESSAGE, {"error": "no model to ask"})
         request = [dict(m) for m in ctx.messages] + [{"role": "user", "content": SELF_REQUEST}]
-        reply: JudgeReply = ctx.judge(request)
+        reply: JudgeReply = ctx.policy(request)
         verdict = parse_verdict(reply.text)
         value = float(bool(verdict))  # an unparseable review counts as 0, passed=None
         return Signal(
@@ -120,8 +128,35 @@ class SelfReviewGrader(Grader):
         )
 
 
-def channel_graders(verify: Verifier, hint: Hinter | None) -> dict[str, Grader | None]:
-    """The feedback channels an environment with this verifier (and optional hinter) offers."""
+class JudgeGrader(Grader):
+    """An LLM judge (the run's judge model) grades the answer against written criteria, without
+    the reference. Open when the judge is another model than the policy; closed when it is the
+    policy itself (then it is named ``judge_same_model``)."""
+
+    uses_model = True
+
+    def __init__(self, *, same_model: bool):
+        name = "judge_same_model" if same_model else "judge"
+        self.signal_type = SignalType(
+            name, "judge", "closed" if same_model else "open", 2, True,
+            "an LLM judge's verdict against criteria" + (" (the policy model judging)" if same_model else ""),
+        )
+
+    def grade(self, ctx: GradeContext) -> Signal:
+        if ctx.judge is None:
+            return Signal(self.name, 0.0, None, NONE_MESSAGE, {"error": "no judge model"})
+        request = [{"role": "user", "content": JUDGE_REQUEST.format(task=ctx.task.prompt, answer=ctx.answer)}]
+        reply: JudgeReply = ctx.judge(request)
+        verdict = parse_verdict(reply.text)
+        return Signal(
+            self.name, float(bool(verdict)), verdict, JUDGE_PREFIX + reply.text.strip(),
+            {"critique": reply.text, "parsed": verdict is not None}, reply.tokens,
+        )
+
+
+def channel_graders(verify: Verifier, hint: Hinter | None, rubric: Grader, *, judge_is_policy: bool) -> dict[str, Grader | None]:
+    """The feedback channels an environment with this verifier, optional hinter and criteria
+    rubric offers."""
     out: dict[str, Grader | None] = {
         "none": None,
         "binary": VerifierGrader(verify, "correct", shown=True),
@@ -129,5 +164,7 @@ def channel_graders(verify: Verifier, hint: Hinter | None) -> dict[str, Grader |
     }
     if hint is not None:
         out["hint"] = HintGrader(verify, hint)
+    out["rubric"] = rubric
+    out["judge"] = JudgeGrader(same_model=judge_is_policy)
     out["self"] = SelfReviewGrader()
     return out

@@ -20,11 +20,16 @@ import gymnasium as gym
 import numpy as np
 
 from .channels import NONE_MESSAGE, channel_graders
+from .criteria import Criterion, criteria_rubric
 from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
 from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
 
 _ANSWER_LINE = re.compile(r"answer\s*[:=]\s*(.+?)\s*$", re.I | re.M)
+
+
+def _shows_work(task: Task, answer: str) -> bool:
+    return sum(1 for line in answer.splitlines() if line.strip()) >= 2
 
 
 def final_answer(text: str) -> str:
@@ -47,6 +52,8 @@ class TextEnv(gym.Env[str, Any]):
         truth: the grader used as hidden truth (default ``"correct"``, the verifier).
         reward: the grader whose value ``step`` returns (default: the truth grader).
         difficulty: passed to :meth:`generate` (1 = easiest).
+        judge_is_policy: whether the run's judge model is the policy itself (the ``judge``
+            channel is then closed and named ``judge_same_model``); the runner sets it.
     """
 
     name: ClassVar[str] = ""
@@ -62,6 +69,7 @@ class TextEnv(gym.Env[str, Any]):
         truth: str = "correct",
         reward: str | None = None,
         difficulty: int = 1,
+        judge_is_policy: bool = True,
         render_mode: str | None = None,
     ) -> None:
         self.observation_space = AnyText()
@@ -74,7 +82,9 @@ class TextEnv(gym.Env[str, Any]):
         self.max_turns = int(max_turns)
         self.difficulty = int(difficulty)
         has_hint = type(self).hint is not TextEnv.hint
-        self._channels = channel_graders(self.verify, self.hint if has_hint else None)
+        self._scores = list(self.scores())
+        rubric = criteria_rubric(self.criteria(), name="rubric", description="criteria: correct, requested form, work shown")
+        self._channels = channel_graders(self.verify, self.hint if has_hint else None, rubric, judge_is_policy=judge_is_policy)
         self.feedback = feedback or self.default_feedback
         if self.feedback not in self._channels:
             raise ValueError(
@@ -82,7 +92,7 @@ class TextEnv(gym.Env[str, Any]):
                 f"choose from {', '.join(self.channels)}"
             )
         graders: dict[str, Grader] = {}
-        for g in [self._channels["binary"], *self.scores()]:
+        for g in [self._channels["binary"], *self._scores]:
             if g is not None:
                 graders[g.name] = g
         fb = self._channels[self.feedback]
@@ -99,7 +109,8 @@ class TextEnv(gym.Env[str, Any]):
             "truth": truth,
             "reward": reward,
         }
-        self.judge: JudgeFn | None = None
+        self.policy_model: JudgeFn | None = None  # set by the runner: ask the policy (self-review)
+        self.judge_model: JudgeFn | None = None  # set by the runner: ask the run's judge
         self.task: Task | None = None
         self.turn = 0
         self._messages: list[dict[str, Any]] = []
@@ -120,6 +131,20 @@ class TextEnv(gym.Env[str, Any]):
     def scores(self) -> Sequence[Grader]:
         """Optional extra graders, recorded as ``score`` signals on every turn."""
         return ()
+
+    def criteria(self) -> Sequence[Criterion]:
+        """The criteria of the ``rubric`` channel (criterion level). Default: the final answer is
+        correct (weight 2); it is in the requested form (the first surface check among
+        :meth:`scores`, if any); the work is shown before it."""
+        out = [Criterion("correct", "the final answer is correct", self.verify, 2.0)]
+        surface = next((g for g in self._scores if not g.signal_type.task_relevant), None)
+        if surface is not None:
+            def in_form(task: Task, answer: str, g: Grader = surface) -> bool:
+                return g.grade(GradeContext(task, answer, (), 0)).passed is True
+
+            out.append(Criterion("form", "the final answer is given in the form the task asks for", in_form))
+        out.append(Criterion("work", "the reasoning or work is shown before the final answer", _shows_work))
+        return out
 
     # ---- helpers ------------------------------------------------------------------------
     @property
@@ -170,7 +195,7 @@ class TextEnv(gym.Env[str, Any]):
         self.turn += 1
         answer = action_text(action)
         self._messages.append({"role": "assistant", "content": answer})
-        ctx = GradeContext(self.task, answer, tuple(self._messages), self.turn, self.judge)
+        ctx = GradeContext(self.task, answer, tuple(self._messages), self.turn, self.policy_model, self.judge_model)
         results: dict[str, Signal] = {n: run_grader(g, ctx) for n, g in self.graders.items()}
         signals = []
         used = set()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .env import TextEnv
 from .models.base import ChatModel, Completion, ModelError
-from .signals import GraderError, JudgeError, JudgeReply
+from .signals import GraderError, JudgeError, JudgeFn
 from .store.writer import EpisodeRecord
 from .store.clock import utcnow
 
@@ -126,7 +126,7 @@ async def run_episode(
     temperature: float,
     max_tokens: int | None,
     system_prompt: str | None,
-    make_judge: Callable[[], Callable[[list[dict[str, Any]]], JudgeReply] | None],
+    make_models: Callable[[], tuple[JudgeFn | None, JudgeFn | None]],
     carry: dict[str, int] | None = None,
     tasks_sent: "RecentSet | None" = None,
 ) -> EpisodeRecord:
@@ -154,7 +154,7 @@ async def run_episode(
         rows_m.append((episode_id, len(rows_m), turn_, role, content, _json(extra.get("tool_calls")), extra.get("tool_call_id")))
 
     try:
-        env.judge = make_judge()
+        env.policy_model, env.judge_model = make_models()
         try:
             obs, _info = await call_env(_reset, env, seed)
         except Exception as exc:
@@ -211,7 +211,7 @@ async def run_episode(
     except Exception as exc:  # noqa: BLE001 - anything else is recorded, not lost
         status, error = "error", f"internal: {_describe(exc)}"
     finally:
-        env.judge = None
+        env.policy_model = env.judge_model = None
     carry = carry or {}
     episode = {
         "episode_id": episode_id, "run_id": run_id, "task_id": task_id,

@@ -22,7 +22,7 @@ from .env import TextEnv
 from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models.base import ChatModel, ModelError
 from .registry import UnknownEnvironment, resolve
-from .signals import JudgeError, JudgeReply, SignalType
+from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
@@ -69,23 +69,26 @@ class RunResult:
         return out
 
 
-def build_model(spec: RunSpec) -> ChatModel:
-    """The spec's model: the in-process sim for ``model = "sim"`` without a base URL, else an
-    OpenAI-compatible endpoint (the key read from the variable named by ``api_key_env``)."""
-    if spec.model == "sim" and not spec.base_url:
+def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
+    """The spec's policy model (or with ``judge``, its ``[judge]`` model): the in-process sim for
+    ``model = "sim"`` without a base URL, else an OpenAI-compatible endpoint (the key read from
+    the variable named by ``api_key_env``)."""
+    src: Any = spec.judge if judge else spec
+    section = "[judge.sim]" if judge else "[sim]"
+    if src.model == "sim" and not src.base_url:
         from .sim import SimModel, SimParams
 
         try:
-            return SimModel(SimParams.from_dict(spec.sim))
+            return SimModel(SimParams.from_dict(src.sim), name="sim-judge" if judge else "sim")
         except (TypeError, ValueError) as exc:
-            raise SpecError(f"[sim]: {exc}") from None
+            raise SpecError(f"{section}: {exc}") from None
     from .models.openai_compat import OpenAIModel, api_key_from_env
     from .models.retry import RetryPolicy
 
     return OpenAIModel(
-        spec.model,
-        base_url=spec.base_url,
-        api_key=api_key_from_env(spec.api_key_env, spec.base_url),
+        src.model,
+        base_url=src.base_url,
+        api_key=api_key_from_env(src.api_key_env, src.base_url),
         timeout_s=spec.timeout_s,
         concurrency=spec.concurrency,
         policy=RetryPolicy(max_retries=spec.max_retries),
@@ -104,6 +107,7 @@ class _Shared:
     callers: list[EnvCaller]
     needs_model: list[bool]
     model: ChatModel
+    judge: ChatModel
     state: store_runs.RunState
     writer: StoreWriter
     counts: dict[str, int]
@@ -174,13 +178,16 @@ class Runner:
         configs = env_configs(spec)
         envs, types, needs_model = _probe(configs)
         model = self.model or build_model(spec)
+        judge = model if spec.judge_is_policy() else build_model(spec, judge=True)
         try:
-            return await self._run(model, configs, envs, types, needs_model, t0)
+            return await self._run(model, judge, configs, envs, types, needs_model, t0)
         finally:
             if self.model is None:
                 await model.aclose()
+            if judge is not model:
+                await judge.aclose()
 
-    async def _run(self, model: ChatModel, configs: list[EnvConfig], envs: list[tuple[str, type[TextEnv]]],
+    async def _run(self, model: ChatModel, judge: ChatModel, configs: list[EnvConfig], envs: list[tuple[str, type[TextEnv]]],
                    types: list[SignalType], needs_model: list[bool], t0: float) -> RunResult:
         spec = self.spec
         loop = asyncio.get_running_loop()
@@ -207,7 +214,7 @@ class Runner:
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, state, writer,
+                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, state, writer,
                               counts, examples, stop, n_todo, RecentSet())
                 await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
                 status = "failed" if stop.is_set() else "completed"
@@ -240,28 +247,17 @@ class Runner:
                 if env is None:
                     env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
 
-                def make_judge(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> Callable[[list[dict[str, Any]]], JudgeReply] | None:
+                def make_models(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> tuple[JudgeFn | None, JudgeFn | None]:
                     if not uses_model:
-                        return None
-
-                    def judge(messages: list[dict[str, Any]]) -> JudgeReply:
-                        if threading.get_ident() == loop_thread:
-                            raise JudgeError("a grader called the model from the event loop; set uses_model = True on it")
-                        coro = model.complete(messages, temperature=spec.temperature,
-                                              seed=request_seed(spec.seed, eid + ":judge", len(messages)),
-                                              max_tokens=spec.max_tokens)
-                        try:
-                            comp = asyncio.run_coroutine_threadsafe(coro, loop).result()
-                        except ModelError as exc:
-                            raise JudgeError(str(exc)) from None
-                        return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
-                    return judge
+                        return None, None
+                    return (self._bridge(model, loop, loop_thread, eid + ":policy", spec.temperature),
+                            self._bridge(c.judge, loop, loop_thread, eid + ":judge", spec.judge.temperature if spec.judge else 0.0))
 
                 rec: EpisodeRecord = await run_episode(
                     env=env, model=model, call_env=c.callers[p.config], run_id=c.state.run_id, episode_id=p.episode_id,
                     env_id=c.envs[p.config][0], env_config=c.config_json[p.config], seed=p.seed, sample=p.sample,
                     run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                    system_prompt=spec.system_prompt, make_judge=make_judge, carry=c.state.failed.get(p.episode_id),
+                    system_prompt=spec.system_prompt, make_models=make_models, carry=c.state.failed.get(p.episode_id),
                     tasks_sent=c.tasks_sent,
                 )
                 c.writer.submit(rec)
@@ -282,6 +278,24 @@ class Runner:
         finally:
             for env in mine.values():
                 env.close()
+
+    def _bridge(self, m: ChatModel, loop: asyncio.AbstractEventLoop, loop_thread: int, key: str,
+                temperature: float) -> JudgeFn:
+        """A blocking call to ``m`` for graders, which run in a worker thread."""
+        spec = self.spec
+
+        def ask(messages: list[dict[str, Any]]) -> JudgeReply:
+            if threading.get_ident() == loop_thread:
+                raise JudgeError("a grader called a model from the event loop; set uses_model = True on it")
+            coro = m.complete(messages, temperature=temperature, seed=request_seed(spec.seed, key, len(messages)),
+                              max_tokens=spec.max_tokens)
+            try:
+                comp = asyncio.run_coroutine_threadsafe(coro, loop).result()
+            except ModelError as exc:
+                raise JudgeError(str(exc)) from None
+            return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
+
+        return ask
 
     def _result(self, con: Any, state: store_runs.RunState, planned: int, ran: int, status: str, elapsed: float,
                 examples: list[str], model: ChatModel) -> RunResult:

@@ -97,14 +97,17 @@ class JudgeReply:
 @dataclass(frozen=True, slots=True)
 class GradeContext:
     """What a grader sees: the task (with its hidden answer), the agent's answer on this turn,
-    the conversation so far (the answer is its last message), the turn number (1-based), and
-    ``judge``: a callable that sends messages to the run's policy model, or None when the
-    environment runs without a model (e.g. under ``check_env``)."""
+    the conversation so far (the answer is its last message), the turn number (1-based), and two
+    callables that send messages to a model and return a :class:`JudgeReply`: ``policy`` (the
+    run's policy model: for self-review) and ``judge`` (the run's judge model: the policy itself
+    unless the run names another). Both are None when the environment runs without a model
+    (e.g. under ``check_env``). A grader that calls either must set ``uses_model = True``."""
 
     task: Task
     answer: str
     messages: Sequence[Mapping[str, Any]]
     turn: int
+    policy: JudgeFn | None = None
     judge: JudgeFn | None = None
 
 
@@ -116,7 +119,7 @@ class Grader:
     """
 
     signal_type: SignalType
-    uses_model: bool = False  # True if grade() calls ctx.judge (its environment then always runs off the event loop)
+    uses_model: bool = False  # True if grade() calls ctx.policy or ctx.judge (its environment then runs off the event loop)
 
     @property
     def name(self) -> str:

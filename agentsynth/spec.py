@@ -41,6 +41,18 @@ class EnvSpec(BaseModel):
         return [self.feedback] if isinstance(self.feedback, str) else list(dict.fromkeys(self.feedback))
 
 
+class JudgeSpec(BaseModel):
+    """The run's judge model (the ``judge`` channel). Without one, the policy judges itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "sim"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    sim: dict[str, Any] = Field(default_factory=dict, description="sim parameters when model = 'sim'")
+
+
 class RunSpec(BaseModel):
     """A whole run. Fields not in the content hash (concurrency, store, endpoint, key variable,
     timeouts) can change between resumes; the others cannot."""
@@ -63,6 +75,12 @@ class RunSpec(BaseModel):
     store: str = "runs/agentsynth.duckdb"
     envs: list[EnvSpec] = Field(min_length=1)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim model parameters (model = 'sim')")
+    judge: JudgeSpec | None = Field(None, description="a judge model other than the policy")
+
+    def judge_is_policy(self) -> bool:
+        """True when the judge is the policy model itself (no [judge], or the same model)."""
+        j = self.judge
+        return j is None or (j.model == self.model and j.base_url == self.base_url and j.sim == self.sim)
 
     @field_validator("api_key_env")
     @classmethod
@@ -139,6 +157,8 @@ def env_configs(spec: RunSpec) -> list[EnvConfig]:
             kwargs = {"max_turns": e.max_turns, "difficulty": e.difficulty, **e.kwargs}
             if ch is not None:
                 kwargs["feedback"] = ch
+            if ch == "judge":
+                kwargs["judge_is_policy"] = spec.judge_is_policy()
             out.append(EnvConfig(e.id, kwargs, range(e.seed_start, e.seed_start + e.tasks)))
     return out
 

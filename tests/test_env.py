@@ -95,8 +95,8 @@ def test_garbage_actions_never_raise() -> None:
 
 
 def test_unknown_channel_and_bad_kwargs_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="feedback channel 'judge' not offered; choose from none, binary, reference, hint, self"):
-        registry.make("arithmetic", feedback="judge")
+    with pytest.raises(ValueError, match="feedback channel 'telepathy' not offered; choose from none, binary, reference, hint, rubric, judge, self"):
+        registry.make("arithmetic", feedback="telepathy")
     with pytest.raises(ValueError, match="max_turns"):
         registry.make("arithmetic", max_turns=0)
     with pytest.raises(registry.UnknownEnvironment, match="unknown environment 'nope'"):

@@ -129,7 +129,7 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path: P
     r = cli("envs", "--format", "json", env=env)
     listed = {e["name"]: e for e in json.loads(r.stdout)}
     assert r.returncode == 0 and listed["echo"]["gymnasium_id"] == "agentsynth/echo-v0", r.stderr
-    assert listed["echo"]["channels"] == ["none", "binary", "reference", "self"]
+    assert listed["echo"]["channels"] == ["none", "binary", "reference", "rubric", "judge", "self"]
     code = "import gymnasium as gym, agentsynth; e = gym.make('agentsynth/echo-v0').unwrapped; print(e.reset(seed=1)[0])"
     import subprocess
 

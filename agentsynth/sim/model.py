@@ -22,11 +22,17 @@ from dataclasses import asdict, dataclass, field, fields
 from random import Random
 from typing import Any
 
-from ..channels import HINT_PREFIX, INCORRECT_MESSAGE, NONE_MESSAGE, REFERENCE_PREFIX, SELF_PREFIX, SELF_REQUEST, parse_verdict
+from ..channels import (
+    HINT_PREFIX, INCORRECT_MESSAGE, JUDGE_HEADER, JUDGE_PREFIX, NONE_MESSAGE, REFERENCE_PREFIX, SELF_PREFIX, SELF_REQUEST,
+    parse_verdict,
+)
+from ..criteria import RUBRIC_PREFIX
 from ..models.base import Completion
 from .solvers import Problem, solve
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_JUDGED = re.compile(r"Task:\n<<<\n(.*?)\n>>>\nAnswer to grade:\n<<<\n(.*?)\n>>>", re.S)
+_WRONG_CRITERION = "NOT met: the final answer is correct"
 
 
 @dataclass
@@ -38,13 +44,15 @@ class SimParams:
     task_spread: how much tasks differ for the model (log-odds s.d.); > 0 makes some tasks ones
         it reliably knows and others it reliably gets wrong, so samples of a task agree.
     favourite_mistake: P(a wrong answer is this task's usual mistake) rather than another one.
-    use_reference / use_hint / use_binary / use_self / use_none: after that kind of feedback on a
-        wrong answer, the fraction of the remaining error the retry removes:
-        P(correct) = p + (1 - p) * use. ``use_reference`` is the chance it copies the shown answer.
+    use_reference / use_hint / use_binary / use_rubric / use_judge / use_self / use_none: after
+        that kind of feedback says the answer is wrong, the fraction of the remaining error the
+        retry removes: P(correct) = p + (1 - p) * use. ``use_reference`` is the chance it copies
+        the shown answer.
     format_ok: P(a reply ends with the requested 'Answer: ...' line); otherwise prose around it.
     wrong_format: P(a wrong answer is the right idea in an unparseable form, e.g. in words).
     judge_agree: P(it calls an answer correct | the answer matches its own belief).
     judge_disagree: P(it calls an answer correct | it does not) — miscalibration: > 0.
+        Both apply to reviewing its own answer and to judging another model's (the judge channel).
     seed: the model's own seed (which tasks it "knows").
     """
 
@@ -55,6 +63,8 @@ class SimParams:
     use_reference: float = 0.9
     use_hint: float = 0.5
     use_binary: float = 0.25
+    use_rubric: float = 0.35
+    use_judge: float = 0.25
     use_self: float = 0.0
     use_none: float = 0.0
     format_ok: float = 0.8
@@ -147,10 +157,12 @@ class SimModel:
         users = [_text(m) for m in messages if m.get("role") == "user"]
         if not users:
             return "I need a question to answer."
-        prob = solve(users[0])
         greedy = temperature <= 0
         key = (self.params.seed, "greedy" if greedy else seed, "" if greedy else index, "\x1e".join(_text(m) for m in messages))
         rng = Random(_h(*key))
+        if users[-1].startswith(JUDGE_HEADER):
+            return self._judge(users[-1], rng)
+        prob = solve(users[0])
         if users[-1].strip() == SELF_REQUEST:
             return self._review(messages, prob, rng)
         if prob is None:
@@ -167,10 +179,14 @@ class SimModel:
             if fb.startswith(REFERENCE_PREFIX) and rng.random() < self.params.use_reference:
                 ref = fb[len(REFERENCE_PREFIX):].strip()
                 return prob.render(ref, True) if prob.render else "Answer: " + ref
-            if fb.startswith(SELF_PREFIX) and parse_verdict(fb) is True:
+            if (fb.startswith(SELF_PREFIX) or fb.startswith(JUDGE_PREFIX)) and parse_verdict(fb) is True:
+                return last
+            if fb.startswith(RUBRIC_PREFIX) and _WRONG_CRITERION not in fb:
                 return last
             use = (
                 self.params.use_hint if fb.startswith(HINT_PREFIX)
+                else self.params.use_rubric if fb.startswith(RUBRIC_PREFIX)
+                else self.params.use_judge if fb.startswith(JUDGE_PREFIX)
                 else self.params.use_binary if fb.startswith(INCORRECT_MESSAGE) or fb.startswith(REFERENCE_PREFIX)
                 else self.params.use_self if fb.startswith(SELF_PREFIX)
                 else self.params.use_none if fb.startswith(NONE_MESSAGE)
@@ -197,12 +213,19 @@ class SimModel:
 
     def _review(self, messages: Sequence[Mapping[str, Any]], prob: Problem | None, rng: Random) -> str:
         answers = [_text(m) for m in messages if m.get("role") == "assistant"]
+        return self._verdict(prob, answers[-1] if answers else "", rng)
+
+    def _judge(self, request: str, rng: Random) -> str:
+        """Judge another model's answer: solve the task itself, compare, state a verdict."""
+        m = _JUDGED.search(request)
+        if not m:
+            return "I cannot find the task and the answer to grade.\nVERDICT: incorrect"
+        return self._verdict(solve(m.group(1)), m.group(2), rng)
+
+    def _verdict(self, prob: Problem | None, answer: str, rng: Random) -> str:
         extract = prob.extract if prob is not None and prob.extract is not None else _stated
-        stated = extract(answers[-1]) if answers else None
-        if prob is None:
-            agrees = False
-        else:
-            agrees = stated is not None and stated == self.belief(prob)
+        stated = extract(answer) if answer else None
+        agrees = prob is not None and stated is not None and stated == self.belief(prob)
         yes = rng.random() < (self.params.judge_agree if agrees else self.params.judge_disagree)
         if yes:
             return "I re-checked the steps and they look right.\nVERDICT: correct"
