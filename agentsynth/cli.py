@@ -194,6 +194,26 @@ def _print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, st
 
 
 @main.command()
+@click.option("--run", "run_name", required=True, help="Name of the stored run to regrade.")
+@click.option("--grader", "graders", required=True, multiple=True,
+              help="module:attr (a Grader or a factory, e.g. rubrics:exact_match), env:<name> (a grader of "
+                   "the episode's environment, e.g. env:hint), or self_consistency. Repeatable.")
+@click.option("--role", default="score", show_default=True, type=click.Choice(["score", "feedback", "truth", "reward"]))
+@click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
+def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> None:
+    """Apply graders to a stored run's trajectories (no policy calls); idempotent."""
+    from .regrade import regrade as do_regrade
+    from .store import StoreError
+
+    try:
+        result = do_regrade(store, run_name, list(graders), role=role)
+    except StoreError as exc:
+        _fail(str(exc))
+    for ref in graders:
+        click.echo(f"{ref}: {result.added[ref]} signal(s) added, {result.skipped[ref]} already stored")
+
+
+@main.command()
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 def runs(store: str) -> None:
     """List the runs in a store with episode counts and pass rates."""

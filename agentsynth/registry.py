@@ -42,7 +42,8 @@ def register_all() -> None:
             gym.register(id=gid, entry_point=target, disable_env_checker=False)
 
 
-def _load_attr(target: str) -> Any:
+def load_attr(target: str) -> Any:
+    """The object named by ``module:attr`` or ``path/to/file.py:attr``."""
     mod_name, _, attr = target.partition(":")
     if not attr:
         raise UnknownEnvironment(f"{target!r}: expected 'module:Class'")
@@ -98,7 +99,7 @@ def resolve(ref: str) -> EnvRef:
             raise UnknownEnvironment(
                 f"unknown environment {ref!r}; registered: {known}; or give 'module:Class'"
             )
-    cls = _load_attr(target)
+    cls = load_attr(target)
     if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
         raise UnknownEnvironment(f"{ref!r} is {cls!r}, not a subclass of agentsynth.TextEnv")
     return EnvRef(name if ":" not in ref else (cls.name or ref), cls)

@@ -65,7 +65,7 @@ class EpisodeRecord:
     replaces: bool = False  # an earlier failed attempt of this episode is stored: replace it
 
 
-def _table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+def arrow_table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     """Rows (tuples in schema order) as an Arrow table: transpose in C, one array per column."""
     schema = _SCHEMAS[name]
     columns = list(zip(*rows))
@@ -142,11 +142,11 @@ class StoreWriter:
                     con.execute(f"DELETE FROM {t} WHERE episode_id IN (SELECT episode_id FROM _replaced)")
                 con.unregister("_replaced")
             if tasks:
-                con.register("_b", _table("tasks", list(map(_GETTERS["tasks"], tasks.values()))))
+                con.register("_b", arrow_table("tasks", list(map(_GETTERS["tasks"], tasks.values()))))
                 con.execute("INSERT OR IGNORE INTO tasks BY NAME SELECT * FROM _b")
             for name, rows in (("episodes", episodes), ("messages", messages), ("signals", signals)):
                 if rows:
-                    con.register("_b", _table(name, rows))
+                    con.register("_b", arrow_table(name, rows))
                     con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _b")
             con.unregister("_b")
             con.execute("COMMIT")

@@ -1,0 +1,76 @@
+"""Regrading stored trajectories: new signals and types, idempotent, no policy calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+import agentsynth
+
+from conftest import cli, table_digest, write_spec
+
+
+def q(store: Path, sql: str):
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_regrade_adds_signals_once(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    spec = write_spec(tmp_path / "r.toml", f"""
+        name = "r"
+        store = "{store}"
+        samples = 4
+        [[envs]]
+        id = "arithmetic"
+        tasks = 15
+        feedback = ["binary", "none"]
+        """)
+    assert cli("run", str(spec), "-q").returncode == 0
+    turns = q(store, "SELECT sum(turns) FROM episodes")[0][0]
+    graders = ["--grader", "rubrics:exact_match", "--grader", "env:hint", "--grader", "self_consistency"]
+    r = cli("regrade", "--run", "r", *graders, "--store", str(store))
+    assert r.returncode == 0, r.stderr
+    assert f"rubrics:exact_match: {turns} signal(s) added" in r.stdout
+    counts = dict(q(store, "SELECT name, count(*) FROM signals WHERE role = 'score' GROUP BY 1"))
+    assert counts["exact"] == turns and counts["hint"] == turns and counts["self_consistency"] == 15 * 4 * 2
+    labels = dict((n, (s, o, m)) for n, s, o, m in q(store, "SELECT name, source, openness, meta_level FROM signal_types"))
+    assert labels["exact"] == ("reference", "open", 0) and labels["self_consistency"] == ("self", "closed", 2)
+    # the hint regraded equals the hint shown live where the hint was the feedback channel
+    assert q(store, """SELECT count(*) FROM signals a JOIN signals b USING (episode_id, turn, name)
+                       WHERE a.role = 'feedback' AND b.role = 'score' AND a.name = 'hint' AND a.feedback <> b.feedback""") == [(0,)]
+    before = table_digest(store)
+    again = cli("regrade", "--run", "r", *graders, "--store", str(store))
+    assert again.returncode == 0 and "0 signal(s) added" in again.stdout
+    assert table_digest(store) == before
+
+
+def test_self_consistency_agrees_with_the_plurality(tmp_path: Path) -> None:
+    spec = agentsynth.RunSpec(name="sc", store=str(tmp_path / "s.duckdb"), samples=5,
+                              envs=[agentsynth.EnvSpec(id="arithmetic", tasks=20, max_turns=1)])
+    agentsynth.Runner(spec).run()
+    from agentsynth.regrade import regrade
+
+    regrade(spec.store, "sc", ["self_consistency"])
+    rows = q(Path(spec.store), """SELECT e.task_id, count(*) FILTER (s.passed), count(*) FROM signals s JOIN episodes e USING (episode_id)
+                                  WHERE s.name = 'self_consistency' GROUP BY 1""")
+    assert len(rows) == 20 and all(0 < agree <= n for _, agree, n in rows)
+
+
+def test_regrade_errors_are_clear_and_leave_the_store_alone(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    agentsynth.Runner(agentsynth.RunSpec(name="x", store=str(store), envs=[agentsynth.EnvSpec(id="arithmetic", tasks=3)])).run()
+    before = table_digest(store)
+    for args, msg in (
+        (["--run", "nope", "--grader", "self_consistency"], "no run named 'nope'"),
+        (["--run", "x", "--grader", "rubrics:nothing_here"], "has no attribute 'nothing_here'"),
+        (["--run", "x", "--grader", "env:telepathy"], "has no grader 'telepathy'"),
+        (["--run", "x", "--grader", "env:self"], "calls a model"),
+    ):
+        r = cli("regrade", *args, "--store", str(store))
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert table_digest(store) == before
