@@ -96,8 +96,10 @@ class RunSpec(BaseModel):
         return self.model_dump(mode="json", exclude=self._RUNTIME)
 
     def spec_hash(self) -> str:
-        """Hash of :meth:`content`: a resumed run must have the same."""
-        return hashlib.sha256(json.dumps(self.content(), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of the content fields that differ from their defaults: a resumed run must have the
+        same. Leaving defaults out keeps stored runs resumable when a later version adds a field."""
+        data = self.model_dump(mode="json", exclude=self._RUNTIME, exclude_defaults=True)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_spec(path: str | Path, **overrides: Any) -> RunSpec:

@@ -240,3 +240,11 @@ def test_fail_fast_stops_a_run_that_cannot_succeed(tmp_path: Path, store: Path) 
     assert r.returncode == 1 and "hopeless failed" in r.stderr
     (n,) = q(store, "SELECT count(*) FROM episodes")[0]
     assert 25 <= n < 100
+
+
+def test_spec_hash_ignores_defaults_and_runtime_fields() -> None:
+    base = agentsynth.RunSpec(name="h", envs=[agentsynth.EnvSpec(id="arithmetic")])
+    explicit = agentsynth.RunSpec(name="h", samples=1, temperature=1.0, concurrency=99, store="elsewhere.duckdb",
+                                  envs=[agentsynth.EnvSpec(id="arithmetic", tasks=20, max_turns=3)])
+    assert base.spec_hash() == explicit.spec_hash()
+    assert base.spec_hash() != agentsynth.RunSpec(name="h", samples=2, envs=[agentsynth.EnvSpec(id="arithmetic")]).spec_hash()
