@@ -25,7 +25,7 @@ from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
 from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
 
-_ANSWER_LINE = re.compile(r"answer\s*[:=]\s*(.+?)\s*$", re.I | re.M)
+_ANSWER_MARK = re.compile(r"answer[ \t]*[:=]", re.I)
 
 
 def _shows_work(task: Task, answer: str) -> bool:
@@ -33,11 +33,20 @@ def _shows_work(task: Task, answer: str) -> bool:
 
 
 def final_answer(text: str) -> str:
-    """The answer part of a reply: the last ``Answer: ...`` line, else the last non-empty line."""
+    """The answer part of a reply: the rest of the last ``Answer:`` line (or, when that line is
+    empty, the block after it, code fences removed); else the last non-empty line."""
     text = text or ""
-    found = _ANSWER_LINE.findall(text)
-    if found:
-        return found[-1].strip().strip("*`").strip()
+    marks = list(_ANSWER_MARK.finditer(text))
+    if marks:
+        line, _, after = text[marks[-1].end():].partition("\n")
+        if line.strip():
+            return line.strip().strip("*`").strip()
+        block = after.strip()
+        if block.startswith("```"):
+            block = block.split("\n", 1)[1] if "\n" in block else ""
+            block = block.rsplit("```", 1)[0]
+        if block.strip():
+            return block.strip()
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
 

@@ -29,7 +29,7 @@ def test_deterministic_and_greedy_at_temperature_zero() -> None:
 
 def test_skill_sets_the_pass_rate_and_mistakes_are_plausible() -> None:
     env = registry.make("arithmetic", difficulty=1)
-    for skill, lo, hi in ((0.9, 0.75, 1.0), (0.2, 0.0, 0.35)):
+    for skill, lo, hi in ((0.9, 0.65, 1.0), (0.2, 0.0, 0.35)):
         m = SimModel(SimParams(skill={"arithmetic": skill}))
         passed, wrong = 0, []
         for seed in range(300):
@@ -90,14 +90,29 @@ def test_open_feedback_helps_in_order_of_information_and_closed_does_little(swee
     assert g["self"] < g["binary"] / 2
 
 
-def test_self_review_is_miscalibrated(sweep: Path) -> None:
+def test_self_review_follows_its_own_belief_and_is_miscalibrated(sweep: Path) -> None:
+    """It judges by comparing with what it believes: 'correct' with judge_agree (0.9) when the
+    answer matches its belief, judge_disagree (0.45) when not, whatever the truth."""
+    from agentsynth.sim.solvers import solve
+
+    m = SimModel()
+    agree, disagree = [], []
+    for seed in range(200):
+        p = prompt(seed)
+        prob = solve(p)
+        belief = m.belief(prob)
+        for answer, bucket in ((belief, agree), (prob.mistakes[-1] if prob.mistakes[-1] != belief else "0", disagree)):
+            msgs = [{"role": "user", "content": p}, {"role": "assistant", "content": f"Answer: {answer}"},
+                    {"role": "user", "content": SELF_REQUEST}]
+            bucket.append("VERDICT: correct" in m.reply(msgs, seed=seed))
+    assert abs(sum(agree) / 200 - 0.9) < 0.07 and abs(sum(disagree) / 200 - 0.45) < 0.1
     con = duckdb.connect(str(sweep), read_only=True)
-    says_ok_when_wrong, says_ok_when_right = con.execute("""
-        SELECT avg(s.passed::INT) FILTER (NOT t.passed), avg(s.passed::INT) FILTER (t.passed)
+    (says_ok_when_wrong,) = con.execute("""
+        SELECT avg(s.passed::INT) FILTER (NOT t.passed)
         FROM signals s JOIN signals t ON t.episode_id = s.episode_id AND t.turn = s.turn AND t.role = 'truth'
         WHERE s.name = 'self' AND s.role = 'feedback'""").fetchone()
     con.close()
-    assert 0.3 < says_ok_when_wrong < says_ok_when_right
+    assert says_ok_when_wrong > 0.3
 
 
 def test_feedback_use_parameters_drive_the_gain(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ class SimParams:
     seed: the model's own seed (which tasks it "knows").
     """
 
-    skill: dict[str, float] = field(default_factory=lambda: {"arithmetic": 0.6})
+    skill: dict[str, float] = field(default_factory=lambda: {"arithmetic": 0.6, "logic": 0.65, "strings": 0.6})
     default_skill: float = 0.3
     task_spread: float = 1.5
     favourite_mistake: float = 0.6
@@ -142,12 +142,12 @@ class SimModel:
         """P(correct) on a first try for this task: skill ** difficulty, shifted per task."""
         base = self.params.skill.get(prob.domain, self.params.default_skill) ** prob.difficulty
         base = min(max(base, 1e-4), 1 - 1e-4)
-        z = _gauss(self.params.seed, "task", prob.answer, prob.mistakes[:1])
+        z = _gauss(self.params.seed, "task", prob.key or prob.answer)
         return 1 / (1 + math.exp(-(math.log(base / (1 - base)) + self.params.task_spread * z)))
 
     def belief(self, prob: Problem) -> str:
         """The answer it holds to be right (its greedy first answer)."""
-        if _u(self.params.seed, "belief", prob.answer) < self.p_task(prob):
+        if _u(self.params.seed, "belief", prob.key or prob.answer) < self.p_task(prob):
             return prob.answer
         return prob.mistakes[0] if prob.mistakes else "0"
 

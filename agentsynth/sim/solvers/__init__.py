@@ -37,6 +37,7 @@ def solve(prompt: str) -> Problem | None:
     for s in SOLVERS:
         p = s(prompt)
         if p is not None:
+            p.key = p.key or prompt
             return p
     return None
 

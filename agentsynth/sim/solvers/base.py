@@ -21,6 +21,8 @@ class Problem:
     render: Callable[[str, bool], str] | None = None
     """``render(answer, tidy)``: the reply carrying ``answer``; ``tidy`` False means the sloppy form
     (prose around the answer). None: ``"...\nAnswer: <answer>"`` / ``"I think the result is <answer>."``."""
+    key: str = ""
+    """What identifies the task for the sim's per-task luck; :func:`solve` sets it to the prompt."""
     extract: Callable[[str], str | None] | None = None
     """``extract(reply)``: the answer a reply states, comparable with ``answer`` (for self-review).
     None: the last number after ``Answer:``."""
