@@ -56,7 +56,9 @@ class SimParams:
     seed: the model's own seed (which tasks it "knows").
     """
 
-    skill: dict[str, float] = field(default_factory=lambda: {"arithmetic": 0.6, "logic": 0.65, "strings": 0.6})
+    skill: dict[str, float] = field(default_factory=lambda: {
+        "algebra": 0.6, "arithmetic": 0.6, "logic": 0.65, "strings": 0.6, "units": 0.55,
+    })
     default_skill: float = 0.3
     task_spread: float = 1.5
     favourite_mistake: float = 0.6
