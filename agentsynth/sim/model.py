@@ -57,7 +57,8 @@ class SimParams:
     """
 
     skill: dict[str, float] = field(default_factory=lambda: {
-        "algebra": 0.6, "arithmetic": 0.6, "code": 0.55, "logic": 0.65, "strings": 0.6, "units": 0.55,
+        "algebra": 0.6, "arithmetic": 0.6, "code": 0.55, "extraction": 0.65, "logic": 0.65, "sql": 0.55,
+        "strings": 0.6, "units": 0.55,
     })
     default_skill: float = 0.3
     task_spread: float = 1.5
