@@ -9,6 +9,7 @@ or ``path/to/file.py:Class`` without registering it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -96,8 +97,10 @@ def resolve(ref: str) -> EnvRef:
             name, target = ref, gym.registry[ref].entry_point  # type: ignore[assignment]
         else:
             known = ", ".join(sorted(eps)) or "(none installed)"
+            close = difflib.get_close_matches(short, list(eps), n=1)
+            maybe = f" (did you mean {close[0]!r}?)" if close else ""
             raise UnknownEnvironment(
-                f"unknown environment {ref!r}; registered: {known}; or give 'module:Class'"
+                f"unknown environment {ref!r}{maybe}; registered: {known}; or give 'module:Class'"
             )
     cls = load_attr(target)
     if not (isinstance(cls, type) and issubclass(cls, TextEnv)):

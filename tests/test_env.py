@@ -99,7 +99,7 @@ def test_unknown_channel_and_bad_kwargs_are_clear_errors() -> None:
         registry.make("arithmetic", feedback="telepathy")
     with pytest.raises(ValueError, match="max_turns"):
         registry.make("arithmetic", max_turns=0)
-    with pytest.raises(registry.UnknownEnvironment, match="unknown environment 'nope'"):
+    with pytest.raises(registry.UnknownEnvironment, match="unknown environment 'nope';"):
         registry.resolve("nope")
 
 

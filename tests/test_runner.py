@@ -171,7 +171,7 @@ def test_invalid_spec_fields(tmp_path: Path, store: Path, filled: str, body: str
 def test_unknown_environment(tmp_path: Path, store: Path, filled: str) -> None:
     spec = write_spec(tmp_path / "s.toml", f'name = "x"\nstore = "{store}"\n[[envs]]\nid = "arithmetc"\n')
     r = cli("run", str(spec))
-    assert r.returncode == 2 and "unknown environment 'arithmetc'; registered: algebra, arithmetic, code" in r.stderr
+    assert r.returncode == 2 and "unknown environment 'arithmetc' (did you mean 'arithmetic'?); registered: algebra, arithmetic, code" in r.stderr
     assert table_digest(store) == filled
 
 
