@@ -12,8 +12,10 @@ Action: the agent's message, as text or an assistant message dict (room for tool
 
 from __future__ import annotations
 
+import copy
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -26,6 +28,22 @@ from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
 
 _ANSWER_MARK = re.compile(r"answer[ \t]*[:=]", re.I)
+
+
+def _parse_tool_call(call: Any, index: int) -> tuple[str, str, dict[str, Any] | str]:
+    """(id, name, arguments) of an OpenAI-style tool call; arguments is an error text if unusable."""
+    if not isinstance(call, Mapping):
+        return f"call_{index}", "", "the tool call is not an object"
+    fn = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+    raw = fn.get("arguments", {})
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "{}")
+        except json.JSONDecodeError:
+            return str(call.get("id") or f"call_{index}"), str(fn.get("name") or ""), "arguments are not valid JSON"
+    if not isinstance(raw, Mapping):
+        return str(call.get("id") or f"call_{index}"), str(fn.get("name") or ""), "arguments must be a JSON object"
+    return str(call.get("id") or f"call_{index}"), str(fn.get("name") or ""), dict(raw)
 
 
 def _shows_work(task: Task, answer: str) -> bool:
@@ -68,6 +86,8 @@ class TextEnv(gym.Env[str, Any]):
     name: ClassVar[str] = ""
     domain: ClassVar[str] = ""
     default_feedback: ClassVar[str] = "binary"
+    tools: ClassVar[tuple[dict[str, Any], ...]] = ()
+    """Tools the agent may call, in the OpenAI tools format; implement :meth:`call_tool`."""
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
@@ -141,6 +161,12 @@ class TextEnv(gym.Env[str, Any]):
         """Optional extra graders, recorded as ``score`` signals on every turn."""
         return ()
 
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> str:
+        """Run one tool call for the current task and return its result as text. Raise (e.g.
+        KeyError for an unknown tool, ValueError for bad arguments): the error becomes the tool's
+        reply to the agent, never the episode's end."""
+        raise KeyError(f"no tool named {name!r}")
+
     def criteria(self) -> Sequence[Criterion]:
         """The criteria of the ``rubric`` channel (criterion level). Default: the final answer is
         correct (weight 2); it is in the requested form (the first surface check among
@@ -195,13 +221,19 @@ class TextEnv(gym.Env[str, Any]):
         self.task = self.generate(self.np_random)
         self.turn = 0
         self._messages = [{"role": "user", "content": self.task.prompt}]
-        return self.task.prompt, {"task_id": self.task.task_id, "domain": self.task.domain, "turn": 0}
+        info: dict[str, Any] = {"task_id": self.task.task_id, "domain": self.task.domain, "turn": 0}
+        if self.tools:
+            info["tools"] = copy.deepcopy(list(self.tools))
+        return self.task.prompt, info
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Grade the agent's message; return the feedback as the next observation."""
         if self.task is None:
             raise RuntimeError("call reset() before step()")
         self.turn += 1
+        calls = action.get("tool_calls") if isinstance(action, Mapping) else None
+        if calls:
+            return self._tool_step(action, calls)
         answer = action_text(action)
         self._messages.append({"role": "assistant", "content": answer})
         ctx = GradeContext(self.task, answer, tuple(self._messages), self.turn, self.policy_model, self.judge_model)
@@ -226,6 +258,25 @@ class TextEnv(gym.Env[str, Any]):
         reward = float(results[self.roles["reward"]].value)  # type: ignore[index]
         info = {"task_id": self.task.task_id, "turn": self.turn, "signals": signals}
         return obs, reward, terminated, truncated, info
+
+    def _tool_step(self, action: Mapping[str, Any], calls: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Run the agent's tool calls; their results are the observation (and ``info["tool_messages"]``,
+        ready to append to the chat as ``tool`` messages). No grading on a tool turn."""
+        results = []
+        for i, call in enumerate(calls if isinstance(calls, list) else [calls]):
+            call_id, name, args = _parse_tool_call(call, i)
+            try:
+                if isinstance(args, str):
+                    raise ValueError(args)
+                out = str(self.call_tool(name, args))
+            except Exception as exc:  # noqa: BLE001 - a bad call is the agent's mistake: tell it
+                out = f"error: {type(exc).__name__}: {exc}"
+            results.append({"role": "tool", "tool_call_id": call_id, "content": out[:10_000]})
+        self._messages.append({"role": "assistant", "content": action_text(action), "tool_calls": copy.deepcopy(calls)})
+        self._messages.extend(copy.deepcopy(results))
+        obs = json.dumps({"tool_results": [{"tool_call_id": r["tool_call_id"], "content": r["content"]} for r in results]})
+        info = {"task_id": self.task.task_id, "turn": self.turn, "signals": [], "tool_messages": results}  # type: ignore[union-attr]
+        return obs, 0.0, False, bool(self.turn >= self.max_turns), info
 
     def render(self) -> str | None:
         """``ansi``: the conversation so far as text."""

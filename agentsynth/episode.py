@@ -145,6 +145,7 @@ async def run_episode(
     reward = None
     terminated = truncated = None
     truth_first = truth_last = None
+    graded = False
     status, error = "ok", None
     task = task_id = task_row = None
 
@@ -156,7 +157,7 @@ async def run_episode(
     try:
         env.policy_model, env.judge_model = make_models()
         try:
-            obs, _info = await call_env(_reset, env, seed)
+            obs, reset_info = await call_env(_reset, env, seed)
         except Exception as exc:
             raise EnvironmentFailure(f"environment {env_id} raised in reset: {_describe(exc)}") from exc
         task = env.task
@@ -168,9 +169,11 @@ async def run_episode(
         if system_prompt:
             add("system", system_prompt, 0)
         add("user", obs, 0)
+        tools = reset_info.get("tools") or None
         while True:
             comp: Completion = await model.complete(
-                messages, temperature=temperature, seed=request_seed(run_seed, episode_id, turn + 1), max_tokens=max_tokens
+                messages, temperature=temperature, seed=request_seed(run_seed, episode_id, turn + 1), max_tokens=max_tokens,
+                tools=tools,
             )
             turn += 1  # turns counts the agent's replies
             attempts += comp.attempts
@@ -194,11 +197,17 @@ async def run_episode(
                 if s["tokens"] and s["name"] not in seen_tokens:
                     judge_tokens += s["tokens"]
                     seen_tokens.add(s["name"])
-                if s["role"] == "truth":
-                    truth_last = s["passed"]
-                    if turn == 1:
+                if s["role"] == "truth":  # first and last graded answers (tool turns are not graded)
+                    if not graded:
                         truth_first = s["passed"]
-            add("user", obs, turn)
+                    truth_last = s["passed"]
+                    graded = True
+            tool_messages = info.get("tool_messages")
+            if tool_messages:  # a tool turn: the results go back as tool messages
+                for tm in tool_messages:
+                    add("tool", tm["content"], turn, tool_call_id=tm["tool_call_id"])
+            else:
+                add("user", obs, turn)
             if terminated or truncated:
                 break
     except ModelError as exc:

@@ -15,6 +15,7 @@ Everything is deterministic given the messages, the request ``seed``, the ``temp
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -58,7 +59,7 @@ class SimParams:
 
     skill: dict[str, float] = field(default_factory=lambda: {
         "algebra": 0.6, "arithmetic": 0.6, "code": 0.55, "extraction": 0.65, "logic": 0.65, "sql": 0.55,
-        "strings": 0.6, "units": 0.55,
+        "strings": 0.6, "tools": 0.75, "units": 0.55,
     })
     default_skill: float = 0.3
     task_spread: float = 1.5
@@ -155,8 +156,10 @@ class SimModel:
         return prob.mistakes[0] if prob.mistakes else "0"
 
     # ---- one reply -----------------------------------------------------------------------
-    def reply(self, messages: Sequence[Mapping[str, Any]], *, temperature: float = 1.0, seed: int | None = None, index: int = 0) -> str:
-        """The text of one reply to ``messages``."""
+    def reply(self, messages: Sequence[Mapping[str, Any]], *, temperature: float = 1.0, seed: int | None = None,
+              index: int = 0, tools: list[dict[str, Any]] | None = None) -> str | dict[str, Any]:
+        """One reply to ``messages``: its text, or an assistant message with ``tool_calls`` when
+        ``tools`` are offered and the task needs a tool result it does not have yet."""
         users = [_text(m) for m in messages if m.get("role") == "user"]
         if not users:
             return "I need a question to answer."
@@ -166,11 +169,18 @@ class SimModel:
         if users[-1].startswith(JUDGE_HEADER):
             return self._judge(users[-1], rng)
         prob = solve(users[0])
+        if prob is not None and prob.resolve is not None:
+            got = prob.resolve([dict(m) for m in messages])
+            if isinstance(got, list):
+                if not tools:
+                    return "I would need tools to look that up.\nAnswer: 0"
+                return _tool_calls(got, len([m for m in messages if m.get("role") == "assistant"]))
+            prob = got
         if users[-1].strip() == SELF_REQUEST:
             return self._review(messages, prob, rng)
         if prob is None:
             return "I am not sure how to solve this.\nAnswer: " + str(rng.randint(0, 9))
-        previous = [_text(m) for m in messages if m.get("role") == "assistant"]
+        previous = [_text(m) for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
         p = self.p_task(prob)
         if not previous:
             correct = rng.random() < p
@@ -244,19 +254,28 @@ class SimModel:
         tools: list[dict[str, Any]] | None = None,
     ) -> Completion:
         """One completion (the :class:`~agentsynth.models.base.ChatModel` protocol)."""
-        choice = self.choices(messages, n=1, temperature=temperature, seed=seed, max_tokens=max_tokens)[0]
+        choice = self.choices(messages, n=1, temperature=temperature, seed=seed, max_tokens=max_tokens, tools=tools)[0]
+        message: dict[str, Any] = {"role": "assistant", "content": choice["content"]}
+        if choice.get("tool_calls"):
+            message["tool_calls"] = choice["tool_calls"]
         return Completion(
-            message={"role": "assistant", "content": choice["content"]},
+            message=message,
             finish_reason=choice["finish_reason"],
             prompt_tokens=self.prompt_tokens(messages),
             completion_tokens=choice["tokens"],
         )
 
-    def choices(self, messages: Sequence[Mapping[str, Any]], *, n: int = 1, temperature: float = 1.0, seed: int | None = None, max_tokens: int | None = None) -> list[dict[str, Any]]:
-        """``n`` replies as ``{"content", "finish_reason", "tokens"}`` (used by the HTTP server too)."""
+    def choices(self, messages: Sequence[Mapping[str, Any]], *, n: int = 1, temperature: float = 1.0, seed: int | None = None,
+                max_tokens: int | None = None, tools: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """``n`` replies as ``{"content", "finish_reason", "tokens"[, "tool_calls"]}`` (the HTTP server uses it too)."""
         out = []
         for i in range(n):
-            text = self.reply(messages, temperature=temperature, seed=seed, index=i)
+            text = self.reply(messages, temperature=temperature, seed=seed, index=i, tools=tools)
+            if isinstance(text, dict):
+                calls = text["tool_calls"]
+                out.append({"content": "", "finish_reason": "tool_calls", "tool_calls": calls,
+                            "tokens": _tokens(json.dumps(calls))})
+                continue
             reason = "stop"
             if max_tokens is not None and _tokens(text) > max_tokens:
                 text, reason = text[: max(0, max_tokens * 4 - 1)], "length"
@@ -270,6 +289,13 @@ class SimModel:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _tool_calls(calls: list[tuple[str, dict[str, Any]]], step: int) -> dict[str, Any]:
+    return {"role": "assistant", "content": "", "tool_calls": [
+        {"id": f"call_{step}_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        for i, (name, args) in enumerate(calls)
+    ]}
 
 
 def _gauss(*parts: Any) -> float:

@@ -6,7 +6,7 @@ OpenAI chat API, so any OpenAI client can talk to it:
 - ``GET /v1/models`` lists the one model (``"sim"`` by default);
 - ``POST /v1/chat/completions`` answers a chat body (``model``, ``messages``, ``n``,
   ``temperature``, ``seed``, ``max_tokens`` / ``max_completion_tokens``, ``tools``) with a
-  ``chat.completion`` object; ``tools`` are accepted and ignored by the sim for now; streaming is
+  ``chat.completion`` object; with ``tools``, the sim answers with ``tool_calls`` where its task needs them; streaming is
   not supported (HTTP 400);
 - ``GET /stats`` returns request counters (handy for tests).
 
@@ -145,7 +145,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if max_tokens is None:
         max_tokens = _int_field(body, "max_tokens", lo=1)
     model = body.get("model")
-    return {"messages": messages, "n": n, "temperature": float(t), "seed": seed, "max_tokens": max_tokens, "model": model if isinstance(model, str) else None}
+    return {"messages": messages, "n": n, "temperature": float(t), "seed": seed, "max_tokens": max_tokens,
+            "model": model if isinstance(model, str) else None, "tools": tools}
 
 
 # ---- the app ----------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ async def _chat(request: web.Request) -> web.Response:
         await asyncio.sleep(f.hang_s)
     model = st.model
     messages = req["messages"]
-    choices = model.choices(messages, n=req["n"], temperature=req["temperature"], seed=req["seed"], max_tokens=req["max_tokens"])
+    choices = model.choices(messages, n=req["n"], temperature=req["temperature"], seed=req["seed"],
+                            max_tokens=req["max_tokens"], tools=req["tools"])
     prompt_tokens = model.prompt_tokens(messages)
     completion_tokens = sum(c["tokens"] for c in choices)
     st.counter += 1
@@ -238,7 +240,7 @@ async def _chat(request: web.Request) -> web.Response:
         "created": int(time.time()),
         "model": req["model"] or st.model_name,
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": c["content"]}, "logprobs": None, "finish_reason": c["finish_reason"]}
+            {"index": i, "message": _message(c), "logprobs": None, "finish_reason": c["finish_reason"]}
             for i, c in enumerate(choices)
         ],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
@@ -246,6 +248,12 @@ async def _chat(request: web.Request) -> web.Response:
     if not hang:
         stats["ok"] += 1
     return web.Response(body=json.dumps(body).encode(), content_type=_JSON)
+
+
+def _message(choice: dict[str, Any]) -> dict[str, Any]:
+    if choice.get("tool_calls"):
+        return {"role": "assistant", "content": None, "tool_calls": choice["tool_calls"]}
+    return {"role": "assistant", "content": choice["content"]}
 
 
 def create_app(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -21,6 +22,10 @@ class Problem:
     render: Callable[[str, bool], str] | None = None
     """``render(answer, tidy)``: the reply carrying ``answer``; ``tidy`` False means the sloppy form
     (prose around the answer). None: ``"...\nAnswer: <answer>"`` / ``"I think the result is <answer>."``."""
+    resolve: Callable[[list[dict[str, Any]]], "Problem | list[tuple[str, dict[str, Any]]]"] | None = None
+    """For tasks that need tools: ``resolve(messages)`` returns the tool calls still needed as
+    (name, arguments) pairs, or, once the tool results are in the conversation, the complete
+    Problem (its answer computed from them)."""
     key: str = ""
     """What identifies the task for the sim's per-task luck; :func:`solve` sets it to the prompt."""
     extract: Callable[[str], str | None] | None = None
