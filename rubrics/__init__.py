@@ -7,6 +7,7 @@ Each grader declares its labels (source, openness, meta-level, task relevance); 
 from .compose import all_of, weighted_sum
 from .criteria import Criterion, criteria_rubric
 from .format import answer_line, max_length
+from .judges import llm_judge, self_judge
 from .match import exact_match, normalize, normalized_match
 from .numeric import numeric_match, numeric_tolerance, parse_number
 from .partial import partial_credit
@@ -18,6 +19,7 @@ __all__ = [
     "answer_line",
     "criteria_rubric",
     "exact_match",
+    "llm_judge",
     "max_length",
     "normalize",
     "normalized_match",
@@ -25,6 +27,7 @@ __all__ = [
     "numeric_tolerance",
     "parse_number",
     "partial_credit",
+    "self_judge",
     "verifier",
     "weighted_sum",
 ]

@@ -86,3 +86,12 @@ def test_no_grader_raises_on_garbage(answer: str) -> None:
     for gr in graders:
         s = g(gr, answer)
         assert s.passed in (True, False, None)
+
+
+def test_model_graders_declare_their_labels_and_need_a_model() -> None:
+    judge, same, me = rubrics.llm_judge(), rubrics.llm_judge(same_model=True), rubrics.self_judge()
+    assert (judge.name, judge.signal_type.openness) == ("judge", "open")
+    assert (same.name, same.signal_type.openness) == ("judge_same_model", "closed")
+    assert (me.signal_type.source, me.signal_type.openness) == ("self", "closed")
+    assert all(g.uses_model for g in (judge, same, me))
+    assert g(judge, "Answer: 42").passed is None  # no model configured: it cannot say
