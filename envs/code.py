@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import textwrap
-from functools import lru_cache
 
 import numpy as np
 
 from agentsynth import Task, TextEnv, grader
-from agentsynth.sandbox import run_python
+from rubrics.unit_tests import _FENCE, extract_code, check as _check  # noqa: F401 - extract_code re-exported
 
 PROMPT = """Write a Python function `{name}({args})` that {spec}.
 
@@ -215,117 +212,6 @@ LEVELS = {
     2: [_fam_threshold, _fam_second_largest, _fam_chunks, _fam_digital_root, _fam_rotate],
     3: [_fam_longest_run, _fam_rle, _fam_merge, _fam_brackets],
 }
-
-_HARNESS = r'''
-import json, sys
-job = json.loads(sys.stdin.read())
-
-def emit(obj):
-    try:
-        line = json.dumps(obj)
-    except (TypeError, ValueError):
-        line = json.dumps({"error": "the result could not be converted to text"})
-    sys.stdout.write("\n" + job["marker"] + line + "\n")
-    sys.stdout.flush()
-
-def plain(x, depth=0):
-    if x is None or isinstance(x, (bool, int, str)) or (isinstance(x, float) and x - x == 0):
-        return x
-    if isinstance(x, (list, tuple)) and depth < 20:
-        return [plain(v, depth + 1) for v in x]
-    return {"repr": repr(x)[:200]}
-
-def main():
-    ns = {"__name__": "solution"}
-    try:
-        exec(compile(job["code"], "solution.py", "exec"), ns)
-    except BaseException as e:
-        return emit({"load": f"{type(e).__name__}: {e}"[:300]})
-    fn = ns.get(job["name"])
-    if not callable(fn):
-        return emit({"load": "missing"})
-    for args in job["tests"]:
-        try:
-            emit({"out": plain(fn(*json.loads(args)))})
-        except BaseException as e:
-            emit({"error": f"{type(e).__name__}: {e}"[:300]})
-
-main()
-'''
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
-
-
-def extract_code(reply: str, name: str) -> str:
-    """The code in a reply: the last python/py/unlabelled fenced block defining ``name``, else the
-    last such block, else the whole reply (minus an unterminated opening fence); dedented."""
-    text = reply.replace("\r\n", "\n")
-    blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
-    defining = [b for b in blocks if re.search(rf"\bdef\s+{re.escape(name)}\s*\(", b)]
-    if defining or blocks:
-        text = (defining or blocks)[-1]
-    elif text.lstrip().startswith("```"):
-        text = text.lstrip().split("\n", 1)[-1]
-    return textwrap.dedent(text).strip("\n") + "\n"
-
-
-def _same(got, exp) -> bool:
-    if isinstance(exp, bool) or exp is None:
-        return got is exp
-    if isinstance(exp, (int, float)):
-        return isinstance(got, (int, float)) and not isinstance(got, bool) and got == exp
-    if isinstance(exp, list):
-        return isinstance(got, list) and len(got) == len(exp) and all(_same(g, e) for g, e in zip(got, exp))
-    return type(got) is type(exp) and got == exp
-
-
-def _show(value) -> str:
-    text = str(value["repr"]) if isinstance(value, dict) and "repr" in value else repr(value)
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-@lru_cache(maxsize=512)
-def _evaluate(code: str, name: str, tests: str, expected: str) -> tuple[bool, str]:
-    """Run ``code``'s ``name`` on the tests in the sandbox: (all passed, what went wrong first)."""
-    if not code.strip():
-        return False, "no Python code found in your reply; put the function in a ```python code block."
-    cases = json.loads(tests)
-    marker = "@@result-" + secrets.token_hex(8) + "@@"
-    job = json.dumps({"code": code, "name": name, "marker": marker, "tests": [json.dumps(a) for a in cases]})
-    res = run_python(_HARNESS, stdin=job, timeout_s=3.0, cpu_s=2, memory_mb=256, max_output=256_000)
-    results = []
-    for ln in res.stdout.split("\n"):
-        if ln.startswith(marker):
-            try:
-                r = json.loads(ln[len(marker):])
-            except ValueError:
-                r = None
-            results.append(r if isinstance(r, dict) else {"error": "an unreadable result line"})
-    if results and "load" in results[0]:
-        err = results[0]["load"]
-        if err == "missing":
-            return False, f"your code does not define a function named `{name}`."
-        return False, f"your code failed before `{name}` could be called: {err}."
-    for i, (args, exp) in enumerate(zip(cases, json.loads(expected))):
-        call = f"{name}({', '.join(_show(a) for a in args)})"
-        if i >= len(results):
-            why = res.killed_reason or (f"exited with status {res.returncode}" if res.returncode else "stopped")
-            tail = (res.stderr.strip().splitlines() or [""])[-1][:200]
-            return False, f"your code did not finish the call {call}: {why}" + (f" ({tail})" if tail and not res.timed_out else "") + "."
-        r = results[i]
-        if "error" in r:
-            return False, f"the call {call} raised {r['error']}."
-        if not _same(r.get("out"), exp):
-            return False, f"your function returned {_show(r.get('out'))} for the call {call}; that is not correct."
-    return True, ""
-
-
-def _check(task: Task, answer: str) -> tuple[bool, str]:
-    meta = task.metadata
-    if not isinstance(answer, str) or len(answer) > 100_000:
-        return False, "the reply is not a usable piece of code."
-    code = extract_code(answer, meta["function"])
-    return _evaluate(code, meta["function"], json.dumps(meta["tests"]), json.dumps(meta["expected"]))
-
 
 @grader("format", source="rubric", meta_level=0, task_relevant=False,
         description="a ```python block defining the requested function")

@@ -11,6 +11,7 @@ from .judges import llm_judge, self_judge
 from .match import exact_match, normalize, normalized_match
 from .numeric import numeric_match, numeric_tolerance, parse_number
 from .partial import partial_credit
+from .unit_tests import unit_tests
 from .verifier import verifier
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "parse_number",
     "partial_credit",
     "self_judge",
+    "unit_tests",
     "verifier",
     "weighted_sum",
 ]

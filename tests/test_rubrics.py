@@ -95,3 +95,14 @@ def test_model_graders_declare_their_labels_and_need_a_model() -> None:
     assert (me.signal_type.source, me.signal_type.openness) == ("self", "closed")
     assert all(g.uses_model for g in (judge, same, me))
     assert g(judge, "Answer: 42").passed is None  # no model configured: it cannot say
+
+
+def test_unit_tests_grader_runs_hidden_tests_in_the_sandbox() -> None:
+    task = Task("t", "code", 0, "Write add(a, b).", "def add(a, b):\n    return a + b\n",
+                {"function": "add", "tests": [[1, 2], [0, 0], [-3, 3]], "expected": [3, 0, 0]})
+    ut = rubrics.unit_tests()
+    assert g(ut, "```python\ndef add(a, b):\n    return b + a\n```", task).passed is True
+    wrong = g(ut, "```python\ndef add(a, b):\n    return a - b\n```", task)
+    assert wrong.passed is False and "returned -1 for the call add(1, 2)" in wrong.details["failure"]
+    assert g(ut, "Answer: 3", TASK).passed is None  # a task without unit tests: it cannot say
+    assert (ut.signal_type.source, ut.signal_type.meta_level) == ("verifier", 2)
