@@ -92,3 +92,17 @@ def test_tool_calls_survive_the_http_round_trip(tmp_path: Path) -> None:
         WHERE t.role = 'tool'""").fetchone()
     con.close()
     assert n_tool >= 32 * 4 and ids_ok
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_verifier_accepts_equivalent_totals_and_rejects_plausible_slips(difficulty: int) -> None:
+    env = registry.make("tools", difficulty=difficulty)
+    for seed in range(20):
+        env.reset(seed=seed)
+        total, meta = int(env.task.answer), env.task.metadata
+        for good in (f"Answer: {total}", f"The total is {total} cents.", f"Answer: {total}.0", f"Answer: {total:,}"):
+            assert env.verify(env.task, good), good
+        forgot_quantity = sum(meta["prices"].values())
+        for bad in {total + 1, total - 1, forgot_quantity} - {total}:
+            assert not env.verify(env.task, f"Answer: {bad}"), bad
+            assert str(total) not in env.hint(env.task, f"Answer: {bad}")
