@@ -18,6 +18,7 @@ BUILTIN = sorted(registry.available())
 @pytest.mark.parametrize("name", BUILTIN)
 @pytest.mark.parametrize("max_turns", [1, 3])
 def test_check_env_passes_without_warnings(name: str, max_turns: int) -> None:
+    """Every registered environment, every channel it offers (the per-domain test files rely on this)."""
     for channel in gym.make(f"agentsynth/{name}-v0").unwrapped.channels:
         env = gym.make(f"agentsynth/{name}-v0", feedback=channel, max_turns=max_turns).unwrapped
         with warnings.catch_warnings():

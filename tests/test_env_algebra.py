@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import warnings
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.sim.solvers import solve
@@ -78,16 +75,6 @@ def wrong(x: Fraction) -> list[str]:
         forms.append(f"Answer: x = {approx}" if Fraction(approx) != x else f"Answer: x = {float(x) * 1.01:.6g}")
     return forms
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings_on_every_channel(max_turns: int) -> None:
-    for channel in AlgebraEnv().channels:
-        env = AlgebraEnv(feedback=channel, max_turns=max_turns, render_mode="ansi")
-        # instantiated by class the env has no spec, and check_env warns it cannot test render modes
-        env.spec = EnvSpec("algebra-test-v0", "envs.algebra:AlgebraEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:

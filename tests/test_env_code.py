@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import re
 import time
-import warnings
 from pathlib import Path
 
 import duckdb
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.sim.solvers import solve
@@ -27,16 +24,6 @@ def _tasks(difficulty: int, seeds=SEEDS):
         env.reset(seed=seed)
         yield env, env.task
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings(max_turns: int) -> None:
-    for channel in CodeEnv().channels:
-        env = CodeEnv(feedback=channel, max_turns=max_turns)
-        # instantiated by class the env has no spec, and check_env warns that it cannot test render modes
-        env.spec = EnvSpec("code-test-v0", "envs.code:CodeEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:

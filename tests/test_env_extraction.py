@@ -1,17 +1,14 @@
-"""The extraction environment: check_env, seeding, the schema validator, the verifier's accepted
+"""The extraction environment: seeding, the schema validator, the verifier's accepted
 forms and near misses, the hint, the format score, the sim solver, and a short run through the
 real runner."""
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import duckdb
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.signals import GradeContext
@@ -57,16 +54,6 @@ def restyle(obj: object, schema: dict) -> object:
         return float(obj)
     return obj
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings_on_every_channel(max_turns: int) -> None:
-    for channel in ExtractionEnv().channels:
-        env = ExtractionEnv(feedback=channel, max_turns=max_turns)
-        # instantiated by class the env has no spec; give it one so check_env also tests render modes
-        env.spec = EnvSpec("extraction-test-v0", "envs.extraction:ExtractionEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:

@@ -1,16 +1,13 @@
-"""The logic (knights and knaves) environment: check_env, seeding, the verifier (any consistent
+"""The logic (knights and knaves) environment: seeding, the verifier (any consistent
 assignment, liberal answer forms), the hint, the sim solver, and a short run through the runner."""
 
 from __future__ import annotations
 
 import itertools
-import warnings
 from pathlib import Path
 
 import duckdb
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.signals import GradeContext
@@ -40,17 +37,6 @@ def kind(v: bool) -> str:
 def canon(a: dict[str, bool]) -> str:
     return ", ".join(f"{p}={kind(v)}" for p, v in a.items())
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings_on_every_channel(max_turns: int) -> None:
-    for channel in LogicEnv().channels:
-        env = LogicEnv(feedback=channel, max_turns=max_turns)
-        # instantiated by class, the env has no spec; give it one so that check_env also tests its
-        # render modes (without a spec it warns that it cannot)
-        env.spec = EnvSpec("logic-test-v0", "envs.logic:LogicEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:

@@ -1,4 +1,4 @@
-"""The SQL environment: check_env, seeding, the verifier's accepted queries and near misses, the
+"""The SQL environment: seeding, the verifier's accepted queries and near misses, the
 sandbox (one SELECT, no files, no writes, a timeout, a row cap), the hint, the sim solver, and a
 short run through the real runner."""
 
@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
 from pathlib import Path
 
 import duckdb
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.signals import GradeContext
@@ -76,16 +73,6 @@ def equivalents(sql: str, ordered: bool) -> list[str]:
                    f"ORDER BY salary {m[1]}")
     return out
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings_on_every_channel(max_turns: int) -> None:
-    for channel in SQLEnv().channels:
-        env = SQLEnv(feedback=channel, max_turns=max_turns)
-        # instantiated by class the env has no spec; give it one so check_env also tests render modes
-        env.spec = EnvSpec("sql-test-v0", "envs.sql:SQLEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:

@@ -1,15 +1,12 @@
-"""The strings environment: check_env, seeding, the verifier's accepted forms and near misses, the
+"""The strings environment: seeding, the verifier's accepted forms and near misses, the
 hint, the sim solver, and a short run through the real runner."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import duckdb
 import pytest
-from gymnasium.envs.registration import EnvSpec
-from gymnasium.utils.env_checker import check_env
 
 import agentsynth
 from agentsynth.signals import GradeContext
@@ -25,17 +22,6 @@ def tasks(difficulty: int):
         env.reset(seed=seed)
         yield env, env.task
 
-
-@pytest.mark.parametrize("max_turns", [1, 3])
-def test_check_env_passes_without_warnings_on_every_channel(max_turns: int) -> None:
-    for channel in StringTransformEnv().channels:
-        env = StringTransformEnv(feedback=channel, max_turns=max_turns)
-        # instantiated by class, the env has no spec; give it one so that check_env also tests its
-        # render modes (without a spec it warns that it cannot)
-        env.spec = EnvSpec("strings-test-v0", "envs.strings:StringTransformEnv", kwargs={"feedback": channel, "max_turns": max_turns})
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            check_env(env)
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
