@@ -28,6 +28,7 @@ SELF_REQUEST = (
     "with a final line 'VERDICT: correct' or 'VERDICT: incorrect'."
 )
 JUDGE_PREFIX = "Judge: "
+SAME_JUDGE_PREFIX = "Judge (the same model as you): "
 JUDGE_HEADER = "You are grading another model's answer to a task."
 JUDGE_REQUEST = (
     JUDGE_HEADER + " Judge the answer; do not write your own solution.\n"
@@ -148,8 +149,9 @@ class JudgeGrader(Grader):
         request = [{"role": "user", "content": JUDGE_REQUEST.format(task=ctx.task.prompt, answer=ctx.answer)}]
         reply: JudgeReply = ctx.judge(request)
         verdict = parse_verdict(reply.text)
+        prefix = SAME_JUDGE_PREFIX if self.signal_type.openness == "closed" else JUDGE_PREFIX
         return Signal(
-            self.name, float(bool(verdict)), verdict, JUDGE_PREFIX + reply.text.strip(),
+            self.name, float(bool(verdict)), verdict, prefix + reply.text.strip(),
             {"critique": reply.text, "parsed": verdict is not None}, reply.tokens,
         )
 

@@ -59,3 +59,9 @@ def test_a_stronger_judge_model_is_open_and_agrees_more_with_truth(tmp_path: Pat
     (a_other,), = q(other, agree)
     assert q(other, "SELECT openness FROM signal_types WHERE name = 'judge'") == [("open",)]
     assert a_other > a_same + 0.1, (a_same, a_other)
+
+
+def test_the_same_model_judging_itself_buys_nothing_a_bare_verdict_does(tmp_path: Path) -> None:
+    store = run(tmp_path, "gains", channels=("binary", "judge", "none"))
+    gains = dict(q(store, "SELECT feedback, avg(passed_last::INT) - avg(passed_first::INT) FROM episodes GROUP BY 1"))
+    assert gains["binary"] > 0.2 and abs(gains["judge"] - gains["none"]) < 0.06, gains

@@ -24,7 +24,8 @@ from random import Random
 from typing import Any
 
 from ..channels import (
-    HINT_PREFIX, INCORRECT_MESSAGE, JUDGE_HEADER, JUDGE_PREFIX, NONE_MESSAGE, REFERENCE_PREFIX, SELF_PREFIX, SELF_REQUEST,
+    HINT_PREFIX, INCORRECT_MESSAGE, JUDGE_HEADER, JUDGE_PREFIX, NONE_MESSAGE, REFERENCE_PREFIX, SAME_JUDGE_PREFIX,
+    SELF_PREFIX, SELF_REQUEST,
     parse_verdict,
 )
 from ..criteria import RUBRIC_PREFIX
@@ -48,7 +49,7 @@ class SimParams:
     use_reference / use_hint / use_binary / use_rubric / use_judge / use_self / use_none: after
         that kind of feedback says the answer is wrong, the fraction of the remaining error the
         retry removes: P(correct) = p + (1 - p) * use. ``use_reference`` is the chance it copies
-        the shown answer.
+        the shown answer. A judge that is the same model (its feedback says so) counts as self.
     format_ok: P(a reply ends with the requested 'Answer: ...' line); otherwise prose around it.
     wrong_format: P(a wrong answer is the right idea in an unparseable form, e.g. in words).
     judge_agree: P(it calls an answer correct | the answer matches its own belief).
@@ -192,7 +193,7 @@ class SimModel:
             if fb.startswith(REFERENCE_PREFIX) and rng.random() < self.params.use_reference:
                 ref = fb[len(REFERENCE_PREFIX):].strip()
                 return prob.render(ref, True) if prob.render else "Answer: " + ref
-            if (fb.startswith(SELF_PREFIX) or fb.startswith(JUDGE_PREFIX)) and parse_verdict(fb) is True:
+            if fb.startswith((SELF_PREFIX, JUDGE_PREFIX, SAME_JUDGE_PREFIX)) and parse_verdict(fb) is True:
                 return last
             if fb.startswith(RUBRIC_PREFIX) and _WRONG_CRITERION not in fb:
                 return last
@@ -201,7 +202,7 @@ class SimModel:
                 else self.params.use_rubric if fb.startswith(RUBRIC_PREFIX)
                 else self.params.use_judge if fb.startswith(JUDGE_PREFIX)
                 else self.params.use_binary if fb.startswith(INCORRECT_MESSAGE) or fb.startswith(REFERENCE_PREFIX)
-                else self.params.use_self if fb.startswith(SELF_PREFIX)
+                else self.params.use_self if fb.startswith((SELF_PREFIX, SAME_JUDGE_PREFIX))
                 else self.params.use_none if fb.startswith(NONE_MESSAGE)
                 else 0.0
             )
