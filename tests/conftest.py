@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,34 @@ def small_spec(tmp_path: Path, store: Path) -> Path:
         max_turns = 3
         feedback = ["binary", "hint"]
         """)
+
+
+def assert_seeded(env_cls, difficulties, seeds, min_distinct: int) -> None:
+    """Same seed, same task (prompt, id, answer, JSON-serialisable metadata), for two instances;
+    at least ``min_distinct`` different prompts over ``seeds`` at each difficulty."""
+    for d in difficulties:
+        a, b = env_cls(difficulty=d), env_cls(difficulty=d)
+        prompts = set()
+        for seed in seeds:
+            pa, ia = a.reset(seed=seed)
+            pb, ib = b.reset(seed=seed)
+            assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
+            json.dumps(a.task.metadata)
+            prompts.add(pa)
+        assert len(prompts) >= min_distinct, (d, len(prompts))
+
+
+def assert_runs_and_reference_helps(tmp_path: Path, env_id: str, name: str) -> None:
+    """10 tasks x 2 samples x none/binary/reference/hint/self through the real runner: every
+    episode ok, and the last-turn pass rate under `reference` above the first-turn rate."""
+    import agentsynth
+
+    spec = agentsynth.RunSpec(name=name, store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
+        id=env_id, tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
+    res = agentsynth.Runner(spec).run()
+    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
+    with agentsynth.open_store(spec.store) as s:
+        assert s.sql("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchall() == [(0,)]
+        first, last = s.sql("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
+                            "WHERE feedback = 'reference'").fetchall()[0]
+    assert last > first

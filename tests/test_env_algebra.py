@@ -13,6 +13,8 @@ import agentsynth
 from agentsynth.sim.solvers import solve
 from envs.algebra import AlgebraEnv
 
+from conftest import assert_runs_and_reference_helps, assert_seeded
+
 DIFFICULTIES = (1, 2, 3)
 SEEDS = range(20)
 
@@ -78,15 +80,7 @@ def wrong(x: Fraction) -> list[str]:
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in DIFFICULTIES:
-        a, b = AlgebraEnv(difficulty=d), AlgebraEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer) == (pb, ib["task_id"], b.task.answer)
-            prompts.add(pa)
-        assert len(prompts) >= 18
+    assert_seeded(AlgebraEnv, DIFFICULTIES, SEEDS, 18)
 
 
 @pytest.mark.parametrize("d", DIFFICULTIES)
@@ -190,12 +184,4 @@ def test_sim_solver_ignores_other_prompts() -> None:
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="algebra", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.algebra:AlgebraEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 100 and res.errors == 0
-    with agentsynth.open_store(spec.store) as s:
-        assert s.sql("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchall() == [(0,)]
-        first, last = s.sql("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                            "WHERE feedback = 'reference'").fetchall()[0]
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.algebra:AlgebraEnv", "algebra")

@@ -3,17 +3,16 @@ wrong one; the hint names the failing input, never the expected value; the sim s
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
-import agentsynth
 from agentsynth.sim.solvers import solve
 from envs.code import LEVELS, CodeEnv, extract_code
+
+from conftest import assert_runs_and_reference_helps, assert_seeded
 
 SEEDS = range(20)
 
@@ -27,15 +26,7 @@ def _tasks(difficulty: int, seeds=SEEDS):
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    a, b = CodeEnv(difficulty=2), CodeEnv(difficulty=2)
-    prompts = set()
-    for seed in range(20):
-        pa, ia = a.reset(seed=seed)
-        pb, ib = b.reset(seed=seed)
-        assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
-        json.dumps(a.task.metadata)  # JSON-serialisable
-        prompts.add(pa)
-    assert len(prompts) >= 15
+    assert_seeded(CodeEnv, (2,), range(20), 15)
 
 
 def test_difficulty_picks_harder_families_and_more_tests() -> None:
@@ -161,15 +152,4 @@ def test_solver_ignores_other_prompts() -> None:
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="code", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.code:CodeEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
-    con = duckdb.connect(spec.store, read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchone() == (0,)
-        first, last = con.execute("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                                  "WHERE feedback = 'reference'").fetchone()
-    finally:
-        con.close()
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.code:CodeEnv", "code")

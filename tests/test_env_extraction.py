@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
-import agentsynth
 from agentsynth.signals import GradeContext
 from agentsynth.sim.solvers import solve
 from envs.extraction import ExtractionEnv, parse_json
+
+from conftest import assert_runs_and_reference_helps, assert_seeded
 
 SEEDS = range(20)
 
@@ -57,15 +57,7 @@ def restyle(obj: object, schema: dict) -> object:
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in (1, 2, 3):
-        a, b = ExtractionEnv(difficulty=d), ExtractionEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
-            prompts.add(pa)
-        assert len(prompts) == len(SEEDS)
+    assert_seeded(ExtractionEnv, (1, 2, 3), SEEDS, len(SEEDS))
 
 
 def test_difficulty_scales_fields_and_nesting() -> None:
@@ -216,15 +208,4 @@ def test_sim_solver_extracts_the_facts_and_its_mistakes_fail(difficulty: int) ->
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="extraction", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.extraction:ExtractionEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
-    con = duckdb.connect(spec.store, read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchone() == (0,)
-        first, last = con.execute("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                                  "WHERE feedback = 'reference'").fetchone()
-    finally:
-        con.close()
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.extraction:ExtractionEnv", "extraction")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import duckdb
 import pytest
 
-import agentsynth
 from agentsynth.signals import GradeContext
 from agentsynth.sim.solvers import solve
 from envs.logic import LogicEnv, consistent
+
+from conftest import assert_runs_and_reference_helps, assert_seeded
 
 SEEDS = range(20)
 
@@ -40,15 +40,7 @@ def canon(a: dict[str, bool]) -> str:
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in (1, 2, 3):
-        a, b = LogicEnv(difficulty=d), LogicEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
-            prompts.add(pa)
-        assert len(prompts) >= 15  # as tests/test_env.py asks of registered environments (two people: ~60 distinct puzzles)
+    assert_seeded(LogicEnv, (1, 2, 3), SEEDS, 15)  # two people: ~60 distinct puzzles
 
 
 @pytest.mark.parametrize("difficulty", [1, 2, 3])
@@ -178,15 +170,4 @@ def test_sim_solver_solves_from_the_prompt_and_its_mistakes_fail(difficulty: int
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="logic", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.logic:LogicEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
-    con = duckdb.connect(spec.store, read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchone() == (0,)
-        first, last = con.execute("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                                  "WHERE feedback = 'reference'").fetchone()
-    finally:
-        con.close()
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.logic:LogicEnv", "logic")

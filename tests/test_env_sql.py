@@ -11,10 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import agentsynth
 from agentsynth.signals import GradeContext
 from agentsynth.sim.solvers import solve
 from envs.sql import SQLEnv, extract_sql
+
+from conftest import assert_runs_and_reference_helps, assert_seeded
 
 SEEDS = range(20)
 CMP = re.compile(r"([\w.]+|COUNT\(\*\)) (>=|>|<=|<) (\d+)\b")
@@ -76,15 +77,7 @@ def equivalents(sql: str, ordered: bool) -> list[str]:
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in (1, 2, 3):
-        a, b = SQLEnv(difficulty=d), SQLEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
-            prompts.add(pa)
-        assert len(prompts) == len(SEEDS)
+    assert_seeded(SQLEnv, (1, 2, 3), SEEDS, len(SEEDS))
 
 
 def test_difficulty_shapes_the_task() -> None:
@@ -232,15 +225,4 @@ def test_sim_solver_writes_a_passing_query_and_its_mistakes_fail(difficulty: int
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="sql", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.sql:SQLEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
-    con = duckdb.connect(spec.store, read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchone() == (0,)
-        first, last = con.execute("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                                  "WHERE feedback = 'reference'").fetchone()
-    finally:
-        con.close()
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.sql:SQLEnv", "sql")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
-import agentsynth
 from agentsynth.signals import GradeContext
 from agentsynth.sim.solvers import solve
 from envs.strings import WORDS, StringTransformEnv, apply, run
+
+from conftest import assert_runs_and_reference_helps, assert_seeded
 
 SEEDS = range(20)
 
@@ -25,15 +25,7 @@ def tasks(difficulty: int):
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in (1, 2, 3):
-        a, b = StringTransformEnv(difficulty=d), StringTransformEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer, a.task.metadata) == (pb, ib["task_id"], b.task.answer, b.task.metadata)
-            prompts.add(pa)
-        assert len(prompts) >= 18
+    assert_seeded(StringTransformEnv, (1, 2, 3), SEEDS, 18)
 
 
 def test_difficulty_is_the_chain_length_and_every_step_matters() -> None:
@@ -163,15 +155,4 @@ def test_sim_solver_solves_from_the_prompt_and_its_mistakes_fail(difficulty: int
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="strings", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.strings:StringTransformEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 10 * 2 * 5 and res.errors == 0
-    con = duckdb.connect(spec.store, read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchone() == (0,)
-        first, last = con.execute("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                                  "WHERE feedback = 'reference'").fetchone()
-    finally:
-        con.close()
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.strings:StringTransformEnv", "strings")

@@ -12,6 +12,8 @@ import agentsynth
 from agentsynth.sim.solvers import solve
 from envs.units import UNITS, UnitConversionEnv, convert, unit_key
 
+from conftest import assert_runs_and_reference_helps, assert_seeded
+
 DIFFICULTIES = (1, 2, 3)
 SEEDS = range(20)
 NAMES = {  # spelled-out forms of some units, as a reply might write them
@@ -64,15 +66,7 @@ def wrong(e: float, src: str, dst: str) -> list[str]:
 
 
 def test_same_seed_same_task_and_seeds_differ() -> None:
-    for d in DIFFICULTIES:
-        a, b = UnitConversionEnv(difficulty=d), UnitConversionEnv(difficulty=d)
-        prompts = set()
-        for seed in SEEDS:
-            pa, ia = a.reset(seed=seed)
-            pb, ib = b.reset(seed=seed)
-            assert (pa, ia["task_id"], a.task.answer) == (pb, ib["task_id"], b.task.answer)
-            prompts.add(pa)
-        assert len(prompts) >= 18
+    assert_seeded(UnitConversionEnv, DIFFICULTIES, SEEDS, 18)
 
 
 @pytest.mark.parametrize("d", DIFFICULTIES)
@@ -189,12 +183,4 @@ def test_sim_solver_ignores_other_prompts() -> None:
 
 
 def test_runner_completes_and_reference_feedback_lifts_the_pass_rate(tmp_path: Path) -> None:
-    spec = agentsynth.RunSpec(name="units", store=str(tmp_path / "s.duckdb"), samples=2, envs=[agentsynth.EnvSpec(
-        id="envs.units:UnitConversionEnv", tasks=10, feedback=["none", "binary", "reference", "hint", "self"])])
-    res = agentsynth.Runner(spec).run()
-    assert res.ok == res.planned == 100 and res.errors == 0
-    with agentsynth.open_store(spec.store) as s:
-        assert s.sql("SELECT count(*) FROM episodes WHERE status <> 'ok'").fetchall() == [(0,)]
-        first, last = s.sql("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
-                            "WHERE feedback = 'reference'").fetchall()[0]
-    assert last > first
+    assert_runs_and_reference_helps(tmp_path, "envs.units:UnitConversionEnv", "units")
