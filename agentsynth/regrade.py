@@ -29,7 +29,8 @@ from .registry import UnknownEnvironment, load_attr, resolve
 from .signals import GradeContext, Grader, GraderError, Signal, SignalType, run_grader
 from .store import runs as store_runs
 from .store.connection import StoreError, connect
-from .store.writer import SIGNAL_COLUMNS, arrow_table
+from .store.transaction import transaction
+from .store.writer import insert_rows
 from .tasks import Task
 
 SELF_CONSISTENCY = SignalType(
@@ -121,17 +122,9 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
                 have.add((eid, turn, s.name))
                 new_rows.append((eid, turn, s.name, role, s.value, s.passed, s.feedback,
                                  json.dumps(s.details, sort_keys=True, default=str) if s.details else None, s.tokens))
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             store_runs.record_signal_types(con, types)
-            if new_rows:
-                con.register("_b", arrow_table("signals", new_rows))
-                con.execute(f"INSERT INTO signals ({', '.join(SIGNAL_COLUMNS)}) SELECT * FROM _b")
-                con.unregister("_b")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            insert_rows(con, "signals", new_rows)
         return RegradeResult(run, added, skipped)
     finally:
         con.close()

@@ -194,11 +194,11 @@ class Runner:
         con = connect(spec.store, read_only=False)
         try:
             store_runs.record_signal_types(con, types)
+            total = planned_count(spec)
             state = store_runs.begin_run(
                 con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
-                base_url=model.base_url, planned=planned_count(spec), version=__version__, restart=self.restart,
+                base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
             )
-            total = planned_count(spec)
             n_todo = total - len(state.done)
             todo = (p for p in plan(spec, configs) if p.episode_id not in state.done)  # streamed
             if self.on_start:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import duckdb
 
 from .clock import utcnow
+from .transaction import transaction
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 MIGRATIONS: list[Migration] = []
@@ -152,15 +153,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     for i, fn in enumerate(MIGRATIONS):
         if fn.__name__ not in pending:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             fn(con)
-            con.execute(
-                "INSERT INTO _migrations VALUES (?, ?, ?)",
-                [fn.__name__, done + i, utcnow()],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            con.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [fn.__name__, done + i, utcnow()])
     return pending

@@ -13,6 +13,7 @@ import duckdb
 from ..signals import SignalType
 from .clock import utcnow
 from .connection import StoreError
+from .transaction import transaction
 
 
 @dataclass
@@ -49,8 +50,7 @@ def begin_run(
             f"run {name!r} is already stored with a different spec; pass --restart to discard it "
             "and start anew, or choose another run name (--name)"
         )
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if row is not None and restart:
             _delete_run(con, row[0])
             row = None
@@ -61,17 +61,12 @@ def begin_run(
                 " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 1, ?, ?)",
                 [run_id, name, json.dumps(spec, sort_keys=True), spec_hash, model, base_url, planned, now, version],
             )
-            con.execute("COMMIT")
             return RunState(run_id, resumed=False)
         run_id = row[0]
         con.execute(
             "UPDATE runs SET status = 'running', sessions = sessions + 1, finished_at = NULL, model = ?, base_url = ? WHERE run_id = ?",
             [model, base_url, run_id],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     state = RunState(run_id, resumed=True)
     for eid, status, pt, ct, jt, att, tries in con.execute(
         "SELECT episode_id, status, prompt_tokens, completion_tokens, judge_tokens, attempts, tries FROM episodes WHERE run_id = ?",

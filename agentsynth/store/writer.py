@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .transaction import transaction
+
 _SCHEMAS = {
     "tasks": pa.schema([
         ("task_id", pa.string()), ("env_id", pa.string()), ("domain", pa.string()), ("seed", pa.int64()),
@@ -70,6 +72,17 @@ def arrow_table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     schema = _SCHEMAS[name]
     columns = list(zip(*rows))
     return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema)], schema=schema)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]], *, or_ignore: bool = False) -> None:
+    """Insert rows (tuples in the table's column order) in one Arrow scan; nothing if empty."""
+    if not rows:
+        return
+    con.register("_rows", arrow_table(table, rows))
+    try:
+        con.execute(f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
 
 
 class StoreWriter:
@@ -133,23 +146,13 @@ class StoreWriter:
         signals = [s for r in batch for s in r.signals]
         replaced = [r.episode["episode_id"] for r in batch if r.replaces]
         con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if replaced:
                 ids = pa.table({"episode_id": pa.array(replaced, pa.string())})
                 con.register("_replaced", ids)
                 for t in ("signals", "messages", "episodes"):
                     con.execute(f"DELETE FROM {t} WHERE episode_id IN (SELECT episode_id FROM _replaced)")
                 con.unregister("_replaced")
-            if tasks:
-                con.register("_b", arrow_table("tasks", list(map(_GETTERS["tasks"], tasks.values()))))
-                con.execute("INSERT OR IGNORE INTO tasks BY NAME SELECT * FROM _b")
+            insert_rows(con, "tasks", list(map(_GETTERS["tasks"], tasks.values())), or_ignore=True)
             for name, rows in (("episodes", episodes), ("messages", messages), ("signals", signals)):
-                if rows:
-                    con.register("_b", arrow_table(name, rows))
-                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _b")
-            con.unregister("_b")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                insert_rows(con, name, rows)
