@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from agentsynth import Task, TextEnv
-from rubrics import answer_line, numeric_match, parse_number
+from rubrics import answer_line, direction_hint, numeric_match
 
 PROMPT = "Compute the value of: {expr}\nShow your work if you like, then end with a line 'Answer: <integer>'."
 
@@ -43,10 +43,7 @@ class ArithmeticEnv(TextEnv):
         return numeric_match(answer, float(task.answer))
 
     def hint(self, task: Task, answer: str) -> str | None:
-        got = parse_number(answer)
-        if got is None:
-            return "no number found in your final answer."
-        return "your answer is too high." if got > float(task.answer) else "your answer is too low."
+        return direction_hint(answer, float(task.answer))
 
     def scores(self):
         return [answer_line(r"-?\d+")]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agentsynth import Task, TextEnv
-from rubrics import answer_line, numeric_match, parse_number
+from rubrics import answer_line, direction_hint, numeric_match
 
 CATALOG = ("widget", "gadget", "sprocket", "gizmo", "flange", "bracket", "valve", "hinge", "spindle", "gasket")
 PROMPT = ("A customer orders {items}.{discount} Look up each item's unit price in cents with the price_lookup "
@@ -96,10 +96,7 @@ class ToolLookupEnv(TextEnv):
         return numeric_match(answer, float(task.answer))
 
     def hint(self, task: Task, answer: str) -> str | None:
-        got = parse_number(answer)
-        if got is None:
-            return "no number found in your final answer."
-        return "your total is too high." if got > float(task.answer) else "your total is too low."
+        return direction_hint(answer, float(task.answer), "total")
 
     def scores(self):
         return [answer_line(r"-?\d+")]

@@ -9,7 +9,7 @@ from .criteria import Criterion, criteria_rubric
 from .format import answer_line, max_length
 from .judges import llm_judge, self_judge
 from .match import exact_match, normalize, normalized_match
-from .numeric import numeric_match, numeric_tolerance, parse_number
+from .numeric import direction_hint, numeric_match, numeric_tolerance, parse_number
 from .partial import partial_credit
 from .unit_tests import unit_tests
 from .verifier import verifier
@@ -19,6 +19,7 @@ __all__ = [
     "all_of",
     "answer_line",
     "criteria_rubric",
+    "direction_hint",
     "exact_match",
     "llm_judge",
     "max_length",

@@ -33,6 +33,14 @@ def numeric_match(answer: str, expected: float, *, rel_tol: float = 1e-9, abs_to
     return got is not None and math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol)
 
 
+def direction_hint(answer: str, expected: float, what: str = "answer") -> str:
+    """Step-level feedback on a numeric answer: whether it is too high or too low, never the value."""
+    got = parse_number(answer)
+    if got is None:
+        return "no number found in your final answer."
+    return f"your {what} is too high." if got > expected else f"your {what} is too low."
+
+
 def numeric_tolerance(rel_tol: float = 1e-6, abs_tol: float = 1e-9, name: str = "numeric") -> Grader:
     """Outcome-level grader: the stated number equals ``float(task.answer)`` within tolerance."""
     st = SignalType(name, "verifier", "open", 2, True, f"number within rel {rel_tol:g} / abs {abs_tol:g} of the answer")

@@ -51,4 +51,3 @@ def connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         con.close()
         raise StoreError(str(exc)) from None
     return con
-
