@@ -27,6 +27,15 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
     )
 
 
+def q(store: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Run a query on a store file through a read-only DuckDB connection; all rows."""
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 def write_spec(path: Path, body: str) -> Path:
     """Write a TOML spec (dedented) and return its path."""
     path.write_text(textwrap.dedent(body))

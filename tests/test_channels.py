@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 
 import agentsynth
 from agentsynth import registry
 from agentsynth.criteria import RUBRIC_PREFIX
+
+from conftest import q
 
 
 def run(tmp_path: Path, name: str, judge: dict | None = None, channels=("rubric", "judge")) -> Path:
@@ -20,13 +21,6 @@ def run(tmp_path: Path, name: str, judge: dict | None = None, channels=("rubric"
     assert agentsynth.Runner(spec).run().ok == 120 * 2 * len(channels)
     return store
 
-
-def q(store: Path, sql: str):
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_rubric_channel_critiques_criteria_without_the_answer() -> None:

@@ -12,23 +12,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults
 
-from conftest import cli, write_spec
+from conftest import cli, q, write_spec
 
 pytestmark = pytest.mark.timeout(300)
 
-
-def q(store: Path, sql: str):
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def stats(base_url: str) -> dict[str, int]:

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 
 import agentsynth
 
-from conftest import cli, table_digest, write_spec
+from conftest import cli, q, table_digest, write_spec
 
-
-def q(store: Path, sql: str):
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_regrade_adds_signals_once(tmp_path: Path) -> None:

@@ -6,21 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 import agentsynth
 from agentsynth.spec import load_spec, planned_count
 
-from conftest import cli, table_digest, write_spec
+from conftest import cli, q, table_digest, write_spec
 
-
-def q(store: Path, sql: str, params: list | None = None):
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_run_stores_exactly_the_plan_with_messages_and_signals_per_turn(small_spec: Path, store: Path) -> None:
