@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
+from .answers import final_answer, normalize
 from .channels import NONE_MESSAGE, channel_graders
 from .criteria import Criterion, criteria_rubric
 from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
 from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
-
-_ANSWER_MARK = re.compile(r"answer[ \t]*[:=]", re.I)
 
 
 def _parse_tool_call(call: Any, index: int) -> tuple[str, str, dict[str, Any] | str]:
@@ -48,25 +46,6 @@ def _parse_tool_call(call: Any, index: int) -> tuple[str, str, dict[str, Any] | 
 
 def _shows_work(task: Task, answer: str) -> bool:
     return sum(1 for line in answer.splitlines() if line.strip()) >= 2
-
-
-def final_answer(text: str) -> str:
-    """The answer part of a reply: the rest of the last ``Answer:`` line (or, when that line is
-    empty, the block after it, code fences removed); else the last non-empty line."""
-    text = text or ""
-    marks = list(_ANSWER_MARK.finditer(text))
-    if marks:
-        line, _, after = text[marks[-1].end():].partition("\n")
-        if line.strip():
-            return line.strip().strip("*`").strip()
-        block = after.strip()
-        if block.startswith("```"):
-            block = block.split("\n", 1)[1] if "\n" in block else ""
-            block = block.rsplit("```", 1)[0]
-        if block.strip():
-            return block.strip()
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 class TextEnv(gym.Env[str, Any]):
@@ -156,6 +135,13 @@ class TextEnv(gym.Env[str, Any]):
     def hint(self, task: Task, answer: str) -> str | None:
         """Optional step-level feedback on a wrong answer; never reveal the answer itself."""
         return None
+
+    def canonical(self, text: str) -> str:
+        """The comparison key of a reply's answer: two replies that give the same answer in this
+        domain should get the same key (stored as ``messages.answer``; used by self-consistency,
+        the audit's acceptance classes and export de-duplication). Default: the final answer,
+        case-folded with whitespace collapsed. Never raises."""
+        return normalize(final_answer(text))
 
     def scores(self) -> Sequence[Grader]:
         """Optional extra graders, recorded as ``score`` signals on every turn."""

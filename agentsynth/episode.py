@@ -16,11 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from .answers import final_answer, normalize
 from .env import TextEnv
 from .models.base import ChatModel, Completion, ModelError
 from .signals import GraderError, JudgeError, JudgeFn
-from .store.writer import EpisodeRecord
 from .store.clock import utcnow
+from .store.writer import EpisodeRecord
 
 
 class EnvironmentFailure(RuntimeError):
@@ -99,6 +100,14 @@ def _reset(env: TextEnv, seed: int) -> Any:
     return env.reset(seed=seed)
 
 
+def _canonical(env: TextEnv, text: str) -> str:
+    """The environment's comparison key for a reply (the generic one if its hook raises)."""
+    try:
+        return env.canonical(text)
+    except Exception:  # noqa: BLE001 - a faulty hook must not lose the episode
+        return normalize(final_answer(text))
+
+
 def _json(x: Any) -> str | None:
     return None if x is None else json.dumps(x, sort_keys=True, default=str)
 
@@ -152,7 +161,9 @@ async def run_episode(
     def add(role: str, content: str, turn_: int, **extra: Any) -> None:
         messages.append({"role": role, "content": content, **extra} if extra else {"role": role, "content": content})
         # MESSAGE_COLUMNS order
-        rows_m.append((episode_id, len(rows_m), turn_, role, content, _json(extra.get("tool_calls")), extra.get("tool_call_id")))
+        answer = _canonical(env, content) if role == "assistant" and not extra else None
+        rows_m.append((episode_id, len(rows_m), turn_, role, content, _json(extra.get("tool_calls")), extra.get("tool_call_id"),
+                       answer))
 
     try:
         env.policy_model, env.judge_model = make_models()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from ..answers import final_answer, normalize
 from .clock import utcnow
 from .transaction import transaction
 
@@ -111,6 +112,96 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
             meta_level INTEGER NOT NULL,
             task_relevant BOOLEAN NOT NULL,
             description VARCHAR
+        );
+        """
+    )
+
+
+@migration
+def m002_analysis_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """messages.answer, runs.kind, and the tables of the audit, exports and held-out evaluation.
+
+    ``messages.answer`` is the normalized final answer of an assistant message (backfilled here for
+    stores written before it existed); ``runs.kind`` tells synthesis runs from evaluation runs.
+    """
+    con.execute("ALTER TABLE messages ADD COLUMN answer VARCHAR")
+    con.create_function("_agentsynth_answer", lambda text: normalize(final_answer(text)), ["VARCHAR"], "VARCHAR",
+                        null_handling="special")
+    try:
+        con.execute("UPDATE messages SET answer = _agentsynth_answer(content) WHERE role = 'assistant' AND tool_calls IS NULL")
+    finally:
+        con.remove_function("_agentsynth_answer")
+    con.execute("ALTER TABLE runs ADD COLUMN kind VARCHAR NOT NULL DEFAULT 'synthesis'")
+    con.execute(
+        """
+        CREATE TABLE audits (
+            audit_id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            run_ids JSON NOT NULL,
+            run_names JSON NOT NULL,
+            by_domain BOOLEAN NOT NULL,
+            bootstrap INTEGER NOT NULL,
+            confidence DOUBLE NOT NULL,
+            seed BIGINT NOT NULL,
+            min_tasks INTEGER NOT NULL,
+            agentsynth_version VARCHAR NOT NULL
+        );
+        CREATE TABLE audit_results (
+            audit_id VARCHAR NOT NULL,
+            scope VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            domain VARCHAR,
+            metric VARCHAR NOT NULL,
+            estimate DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            n BIGINT NOT NULL,
+            n_tasks BIGINT NOT NULL,
+            note VARCHAR
+        );
+        CREATE TABLE exports (
+            export_id VARCHAR PRIMARY KEY,
+            run_id VARCHAR NOT NULL,
+            signal VARCHAR NOT NULL,
+            min_value DOUBLE,
+            domain_filter JSON,
+            domains JSON NOT NULL,
+            format VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            options JSON,
+            created_at TIMESTAMP NOT NULL,
+            agentsynth_version VARCHAR NOT NULL
+        );
+        CREATE TABLE export_items (
+            export_id VARCHAR NOT NULL,
+            item BIGINT NOT NULL,
+            part VARCHAR NOT NULL,
+            episode_id VARCHAR NOT NULL,
+            turn INTEGER NOT NULL,
+            task_id VARCHAR,
+            domain VARCHAR,
+            content_hash VARCHAR NOT NULL
+        );
+        CREATE TABLE evaluations (
+            evaluation_id VARCHAR PRIMARY KEY,
+            run_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            base_url VARCHAR,
+            base_model VARCHAR NOT NULL,
+            trained_on VARCHAR,
+            env_id VARCHAR NOT NULL,
+            domain VARCHAR NOT NULL,
+            env_config JSON,
+            seed_start BIGINT NOT NULL,
+            seed_end BIGINT NOT NULL,
+            n INTEGER NOT NULL,
+            correct INTEGER NOT NULL,
+            accuracy DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            created_at TIMESTAMP NOT NULL
         );
         """
     )

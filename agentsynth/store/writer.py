@@ -37,6 +37,7 @@ _SCHEMAS = {
     "messages": pa.schema([
         ("episode_id", pa.string()), ("position", pa.int32()), ("turn", pa.int32()), ("role", pa.string()),
         ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
+        ("answer", pa.string()),
     ]),
     "signals": pa.schema([
         ("episode_id", pa.string()), ("turn", pa.int32()), ("name", pa.string()), ("role", pa.string()),
