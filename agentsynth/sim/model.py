@@ -151,10 +151,14 @@ class SimModel:
         return 1 / (1 + math.exp(-(math.log(base / (1 - base)) + self.params.task_spread * z)))
 
     def belief(self, prob: Problem) -> str:
-        """The answer it holds to be right (its greedy first answer)."""
-        if _u(self.params.seed, "belief", prob.key or prob.answer) < self.p_task(prob):
+        """The answer it holds to be right: the most likely of its first answers (so also its
+        greedy answer, and what the plurality of its samples converges to)."""
+        p = self.p_task(prob)
+        if not prob.mistakes:
             return prob.answer
-        return prob.mistakes[0] if prob.mistakes else "0"
+        fav = self.params.favourite_mistake
+        p_mistake = (1 - p) * (fav + (1 - fav) / len(prob.mistakes))
+        return prob.answer if p >= p_mistake else prob.mistakes[0]
 
     # ---- one reply -----------------------------------------------------------------------
     def reply(self, messages: Sequence[Mapping[str, Any]], *, temperature: float = 1.0, seed: int | None = None,
@@ -184,7 +188,7 @@ class SimModel:
         previous = [_text(m) for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
         p = self.p_task(prob)
         if not previous:
-            correct = rng.random() < p
+            correct = prob.answer == self.belief(prob) if greedy else rng.random() < p
         else:
             fb = users[-1]
             last = previous[-1]
