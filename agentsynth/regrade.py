@@ -8,15 +8,14 @@ for (episode, turn, grader, role) are left alone, so regrading twice adds nothin
 Graders are named as ``module:attr`` (a :class:`~agentsynth.Grader`, or a factory called with no
 arguments, e.g. ``rubrics:exact_match``), ``env:<name>`` (a grader of the episode's own
 environment, e.g. ``env:format`` or ``env:hint``), or ``self_consistency`` (closed: does the
-first-turn answer agree with the plurality of the run's first-turn answers to the same task?).
+first-turn answer's key agree with a plurality key of the run's first-turn answers to the same task?
+see :mod:`agentsynth.store.queries`).
 Graders that call a model (judges, self-review) are not supported here yet.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,12 @@ from typing import Any
 
 import duckdb
 
-from .env import TextEnv, final_answer
+from .env import TextEnv
 from .registry import UnknownEnvironment, load_attr, resolve
 from .signals import GradeContext, Grader, GraderError, Signal, SignalType, run_grader
 from .store import runs as store_runs
 from .store.connection import StoreError, connect
+from .store.queries import turn_answers_sql
 from .store.transaction import transaction
 from .store.writer import insert_rows
 from .tasks import Task
@@ -56,10 +56,6 @@ class _Turn:
     env_id: str
     env_config: dict[str, Any]
     messages: list[dict[str, Any]]  # up to and including the assistant's message of this turn
-
-
-def _norm_answer(text: str) -> str:
-    return re.sub(r"\s+", " ", final_answer(text).strip().strip(".").casefold())
 
 
 def _resolve_grader(ref: str) -> Grader | str:
@@ -114,7 +110,7 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
         new_rows: list[tuple[Any, ...]] = []
         types: list[SignalType] = []
         for ref, g in refs:
-            outcomes, st = _grade_all(ref, g, turns)
+            outcomes, st = _grade_all(ref, g, turns, con, run_id)
             types.append(st)
             fresh = [(eid, turn, s) for eid, turn, s in outcomes if (eid, turn, s.name) not in have]
             added[ref], skipped[ref] = len(fresh), len(outcomes) - len(fresh)
@@ -130,9 +126,10 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
         con.close()
 
 
-def _grade_all(ref: str, g: Grader | str, turns: list[_Turn]) -> tuple[list[tuple[str, int, Signal]], SignalType]:
+def _grade_all(ref: str, g: Grader | str, turns: list[_Turn], con: duckdb.DuckDBPyConnection,
+               run_id: str) -> tuple[list[tuple[str, int, Signal]], SignalType]:
     if g == "self_consistency":
-        return _self_consistency(turns), SELF_CONSISTENCY
+        return _self_consistency(con, run_id), SELF_CONSISTENCY
     if isinstance(g, str):  # env:<name>
         return _env_grader(g[4:], turns)
     return [(t.episode_id, t.turn, _grade(g, t)) for t in turns], g.signal_type
@@ -169,22 +166,16 @@ def _env_grader(name: str, turns: list[_Turn]) -> tuple[list[tuple[str, int, Sig
     return out, st
 
 
-def _self_consistency(turns: list[_Turn]) -> list[tuple[str, int, Signal]]:
-    first = [t for t in turns if t.turn == 1]
-    by_task: dict[str, list[_Turn]] = defaultdict(list)
-    for t in first:
-        by_task[t.task.task_id].append(t)
+def _self_consistency(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, int, Signal]]:
+    rows = con.execute(
+        f"SELECT episode_id, samples, self_consistent, plurality_share FROM ({turn_answers_sql('$runs')}) "
+        "WHERE turn = 1 ORDER BY episode_id",
+        {"runs": [run_id]},
+    ).fetchall()
     out = []
-    for samples in by_task.values():
-        answers = [_norm_answer(t.messages[-1]["content"]) for t in samples]
-        counts = Counter(a for a in answers if a)
-        top = counts.most_common(1)[0][0] if counts and len(samples) > 1 else None
-        for t, a in zip(samples, answers):
-            if top is None:
-                out.append((t.episode_id, 1, Signal("self_consistency", 0.0, None, "", {"samples": len(samples)})))
-            else:
-                ok = a == top
-                out.append((t.episode_id, 1, Signal("self_consistency", float(ok), ok, "",
-                                                   {"samples": len(samples), "plurality_share": counts[top] / len(samples)})))
+    for eid, samples, ok, share in rows:
+        if ok is None:
+            out.append((eid, 1, Signal("self_consistency", 0.0, None, "", {"samples": samples})))
+        else:
+            out.append((eid, 1, Signal("self_consistency", float(ok), ok, "", {"samples": samples, "plurality_share": share})))
     return out
-
