@@ -1,0 +1,1 @@
+"""Analysis of stored runs: the information audit."""
