@@ -19,6 +19,8 @@ import numpy as np
 from agentsynth import Task, TextEnv, final_answer
 from rubrics import answer_line
 
+from ._keys import answer_key
+
 PROMPT = (
     "Solve for x: {eq}\nGive the exact value of x as an integer, a fraction p/q or a decimal; a rounded "
     "decimal counts only if x has no terminating decimal and it is within 0.1% of x. "
@@ -51,6 +53,47 @@ def _values(text: str) -> list[tuple[Fraction, bool]] | None:
             return None
         out.append((-value if (sign == "-") != (dsign == "-") else value, not den and bool(re.search(r"[.eE]", num))))
     return out or None
+
+
+def _simplest(lo: Fraction, hi: Fraction) -> Fraction:
+    """The fraction with the smallest denominator in [lo, hi] (0 < lo <= hi; continued fractions)."""
+    terms: list[int] = []
+    while True:
+        f = lo.numerator // lo.denominator
+        if f == lo or f + 1 <= hi:
+            terms.append(f if f == lo else f + 1)
+            break
+        terms.append(f)
+        lo, hi = 1 / (hi - f), 1 / (lo - f)
+    out = Fraction(terms.pop())
+    while terms:
+        out = terms.pop() + 1 / out
+    return out
+
+
+def _split(den: int) -> tuple[int, int]:
+    """(``den`` without its factors 2 and 5, the larger of their exponents: a decimal's places)."""
+    places = []
+    for p in (2, 5):
+        places.append(0)
+        while den % p == 0:
+            den, places[-1] = den // p, places[-1] + 1
+    return den, max(places)
+
+
+def _key_value(value: Fraction, decimal: bool) -> Fraction:
+    """A stated value as a key: exact, except that a decimal with three or more places is read as
+    the rounding of the simplest fraction within half a unit in its last place and the 0.1%
+    ``verify`` allows, when that fraction has no terminating decimal (``0.3333``, ``0.333333`` and
+    ``1/3`` agree; ``0.33`` and ``1.54`` are read exactly)."""
+    rest, places = _split(value.denominator)
+    if not decimal or value == 0 or rest != 1 or not 3 <= places <= 60:
+        return value
+    v, half = abs(value), Fraction(1, 2 * 10**places)
+    best = _simplest(max(v - half, v * 1000 / 1001), min(v + half, v * 1000 / 999))
+    if _split(best.denominator)[0] == 1:  # terminating: only the exact value is that number
+        return value
+    return best if value > 0 else -best
 
 
 def _accepts(x: Fraction, value: Fraction, decimal: bool) -> bool:
@@ -112,6 +155,13 @@ class AlgebraEnv(TextEnv):
         if left == right or x in (left, right):
             return f"your value of x is {size}."
         return f"that value does not satisfy the equation: the left side gives {left}, the right side gives {right}; x is {size}."
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """``x=<value>`` as verify reads the final answer, each value a reduced fraction (a rounded
+        decimal as the fraction it rounds, see :func:`_key_value`); several values comma-separated."""
+        found = _values(text)
+        return found and "x=" + ",".join(dict.fromkeys(str(_key_value(v, dec)) for v, dec in found))
 
     def scores(self):
         return [answer_line(r"(?:x\s*=\s*)?-?(?:\d+(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?")]

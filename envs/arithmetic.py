@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from agentsynth import Task, TextEnv
-from rubrics import answer_line, direction_hint, numeric_match
+from rubrics import answer_line, direction_hint, numeric_match, parse_number
+
+from ._keys import answer_key, number_key
 
 PROMPT = "Compute the value of: {expr}\nShow your work if you like, then end with a line 'Answer: <integer>'."
 
@@ -44,6 +46,11 @@ class ArithmeticEnv(TextEnv):
 
     def hint(self, task: Task, answer: str) -> str | None:
         return direction_hint(answer, float(task.answer))
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The stated number as verify reads it (``Answer: -18``, ``-18.0``, ``the result is -18.`` → ``-18``)."""
+        return number_key(parse_number(text))
 
     def scores(self):
         return [answer_line(r"-?\d+")]

@@ -28,7 +28,10 @@ import re
 import numpy as np
 
 from agentsynth import Task, TextEnv, grader
-from rubrics.unit_tests import _FENCE, extract_code, check as _check  # noqa: F401 - extract_code re-exported
+from rubrics.unit_tests import _FENCE, extract_code  # noqa: F401 - extract_code re-exported
+from rubrics.unit_tests import check as _check
+
+from ._keys import answer_key
 
 PROMPT = """Write a Python function `{name}({args})` that {spec}.
 
@@ -251,6 +254,17 @@ class CodeEnv(TextEnv):
     def hint(self, task: Task, answer: str) -> str | None:
         ok, why = _check(task, answer)
         return None if ok else why
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The code verify would run (:func:`extract_code` for the current task's function, else
+        for the last function the reply defines), each line's trailing whitespace stripped."""
+        if len(text) > 100_000:  # verify rejects such replies unread
+            return None
+        name = self.task.metadata.get("function") if self.task is not None else None
+        defined = re.findall(r"\bdef\s+(\w+)\s*\(", text)
+        code = extract_code(text, name or (defined[-1] if defined else ""))
+        return "\n".join(line.rstrip() for line in code.strip("\n").splitlines())
 
     def scores(self):
         return [code_block]

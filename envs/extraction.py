@@ -23,6 +23,8 @@ import numpy as np
 
 from agentsynth import Task, TextEnv, grader
 
+from ._keys import answer_key
+
 FIRST = ("Mara Tobias Leila Anders Noor Felix Ingrid Rafael Sanna Kenji Amara Pavel Lucia Idris Helena "
          "Oskar Yara Elena Marco Ruth").split()
 LAST = "Lindqvist Okafor Brandt Moreau Castillo Nakamura Haddad Petrov Quinlan Svensson Ferreira Adeyemi Kowalski".split()
@@ -206,6 +208,20 @@ def diagnose(task: Task, answer: str) -> str | None:
     return "wrong value in " + ", ".join(wrong) + "." if wrong else None
 
 
+def _key_form(v, s: dict):
+    """``v`` as verify compares it: strings case-folded with spacing collapsed (:func:`_norm`),
+    integral numbers as ints, lists sorted where schema ``s`` says ``"x-unordered"``."""
+    if isinstance(v, dict):
+        props = s.get("properties", {})
+        return {k: _key_form(x, props.get(k, {})) for k, x in v.items()}
+    if isinstance(v, list):
+        items = [_key_form(x, s.get("items", {})) for x in v]
+        return sorted(items, key=json.dumps) if s.get("x-unordered") else items
+    if _finite(v) and float(v).is_integer():
+        return int(v)
+    return _norm(v)
+
+
 @grader("format", source="rubric", meta_level=0, task_relevant=False, description="a JSON object valid against the schema")
 def json_format(ctx):
     got = parse_json(ctx.answer or "")
@@ -242,6 +258,17 @@ class ExtractionEnv(TextEnv):
 
     def hint(self, task: Task, answer: str) -> str | None:
         return diagnose(task, answer)
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The JSON object verify reads (:func:`parse_json`), dumped compact with sorted keys after
+        :func:`_key_form`; the current task's schema (shown in its prompt) says which lists are
+        unordered."""
+        got = parse_json(text)
+        schema = self.task.metadata.get("schema", {}) if self.task is not None else {}
+        if not isinstance(got, dict):
+            return None
+        return json.dumps(_key_form(got, schema), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def scores(self):
         return [json_format]

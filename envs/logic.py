@@ -26,8 +26,12 @@ import numpy as np
 
 from agentsynth import Task, TextEnv, grader
 
+from ._keys import answer_key
+
 FAMILIES = (("knight", "knave"), ("same", "diff"), ("same", "diff1"), ("any_knave", "all_knights"),
             ("any_knight", "all_knaves"))
+PEOPLE = [chr(65 + i) for i in range(8)]  # the most a puzzle has (difficulty 7+)
+KIND = {True: "knight", False: "knave"}
 _MARK = re.compile(r"answer\s*(?:[:=]|is\b)", re.I)
 _ROLE = r"(?:knights?|knaves?|truth[- ]?tellers?|liars?)"
 _TOKEN = re.compile(rf"(?P<either>\b{_ROLE}\s*(?:\||/|\bor\b)\s*{_ROLE})|(?P<not>\bnot\s+(?:an?\s+)?)?(?P<role>\b{_ROLE})\b"
@@ -170,6 +174,15 @@ class LogicEnv(TextEnv):
         role, lie = ("a knight", "false") if a[s] else ("a knave", "true")
         more = f" ({len(bad) - 1} other statement{'s' * (len(bad) > 2)} also fail{'s' * (len(bad) == 2)})" if len(bad) > 1 else ""
         return f"{s}'s statement does not fit your assignment: you make {s} {role}, but then the statement is {lie}{more}."
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The assignment as verify reads it (:func:`answer_part`, :func:`parse`), sorted by person:
+        ``A=knight,B=knave,C=knave``; a person given both kinds is ``A=knave|knight``. The people
+        are the current task's (as its prompt names them), else anyone from A to H."""
+        people = self.task.metadata.get("people", PEOPLE) if self.task is not None else PEOPLE
+        got = parse(answer_part(text), list(people))
+        return ",".join(f"{p}={'|'.join(sorted({KIND[k] for k in v}))}" for p, v in sorted(got.items()) if v)
 
     def scores(self):
         return [assigned_once]

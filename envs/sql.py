@@ -30,6 +30,8 @@ import numpy as np
 
 from agentsynth import Task, TextEnv, grader
 
+from ._keys import answer_key
+
 NAMES = ("Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kofi", "Lena",
          "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wei", "Ximena",
          "Yusuf", "Zoe", "Aaron", "Bea", "Carlos", "Dmitri")
@@ -137,6 +139,23 @@ def extract_sql(text: str) -> str:
             return found[-1].strip()
     heads = list(_ANSWER.finditer(text))
     return text[heads[-1].end():].strip(" \t\r\n`*") if heads else ""
+
+
+_LITERAL = r"'(?:[^']|'')*'"
+_COMMENT = re.compile(rf"({_LITERAL})|--[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
+
+
+def normalize_sql(query: str) -> str:
+    """A query's text as a comparison key: comments dropped; outside string literals, case folded
+    (DuckDB identifiers are case-insensitive), whitespace collapsed, ``f (x)``, ``( x )`` and
+    ``a ,b`` written ``f(x)``, ``(x)`` and ``a, b``; no trailing semicolon. Only the text is
+    normalized: equivalent queries written differently (another WHERE formulation, a CTE) keep
+    different keys."""
+    parts = re.split(f"({_LITERAL})", _COMMENT.sub(lambda m: m.group(1) or " ", query))
+    for i in range(0, len(parts), 2):  # the parts outside literals
+        text = re.sub(r"\s+", " ", parts[i].casefold())
+        parts[i] = re.sub(r"\s*,\s*", ", ", re.sub(r"(?<=\w) (?=\()|(?<=\() | (?=\))", "", text))
+    return re.sub(r"[\s;]+$", "", "".join(parts).strip())
 
 
 _ABANDONED: list[threading.Thread] = []  # queries DuckDB could not interrupt (one long function call)
@@ -342,6 +361,11 @@ class SQLEnv(TextEnv):
 
     def hint(self, task: Task, answer: str) -> str | None:
         return diagnose(task, answer)
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The query verify would run (:func:`extract_sql`), its text normalized (:func:`normalize_sql`)."""
+        return normalize_sql(extract_sql(text))
 
     def scores(self):
         return [sql_format]

@@ -25,6 +25,8 @@ import numpy as np
 from agentsynth import Task, TextEnv
 from rubrics import answer_line
 
+from ._keys import answer_key
+
 WORDS = ("planet garden silver rocket window forest marble candle bridge pocket tiger river lemon "
          "copper basket meadow hammer jacket orange pencil castle dragon falcon violin kitten mirror "
          "saddle winter autumn thunder cabin harbor island ladder magnet nectar parrot quartz ribbon "
@@ -149,6 +151,12 @@ class StringTransformEnv(TextEnv):
         if len(got) != len(want):
             parts.append(f"the length differs: expected {len(want)} characters, got {len(got)}")
         return "; ".join(parts) + "."
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The transformed text exactly as verify reads it (:func:`extract`); case kept, since case
+        matters here."""
+        return extract(text)
 
     def scores(self):
         return [answer_line(r"[\"'`]?[A-Za-z]+(?: [A-Za-z]+)*[\"'`]?")]

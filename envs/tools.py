@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from agentsynth import Task, TextEnv
-from rubrics import answer_line, direction_hint, numeric_match
+from rubrics import answer_line, direction_hint, numeric_match, parse_number
+
+from ._keys import answer_key, number_key
 
 CATALOG = ("widget", "gadget", "sprocket", "gizmo", "flange", "bracket", "valve", "hinge", "spindle", "gasket")
 PROMPT = ("A customer orders {items}.{discount} Look up each item's unit price in cents with the price_lookup "
@@ -97,6 +99,11 @@ class ToolLookupEnv(TextEnv):
 
     def hint(self, task: Task, answer: str) -> str | None:
         return direction_hint(answer, float(task.answer), "total")
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """The stated total as verify reads it (``Answer: 1200``, ``1,200.0 cents`` → ``1200``)."""
+        return number_key(parse_number(text))
 
     def scores(self):
         return [answer_line(r"-?\d+")]

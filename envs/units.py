@@ -20,6 +20,8 @@ import numpy as np
 from agentsynth import Task, TextEnv, final_answer
 from rubrics import answer_line
 
+from ._keys import answer_key
+
 PROMPT = (
     "Convert {value} {src} to {dst}. Answers within 0.1% (relative) of the exact value are accepted. "
     "End with a line 'Answer: <number> {dst}'."
@@ -167,6 +169,18 @@ class UnitConversionEnv(TextEnv):
         if ratio < 1.5 or factor[0].isdigit() and math.isclose(float(factor), abs(exp), rel_tol=2e-3):
             return f"your value is {size}{', but only slightly' if ratio < 1.5 else ''}."
         return f"your value is {size} by about a factor of {factor}."
+
+    @answer_key
+    def canonical(self, text: str) -> str | None:
+        """``<number> <unit>`` as verify reads the final answer: the number to 4 significant digits
+        (the reference's precision), the unit as its symbol (``12.50 metres`` → ``12.5 m``); a
+        missing or unknown unit is read as the one the current task asks for, as verify does."""
+        got, rest = parse(text)
+        if got is None:
+            return None
+        asked = self.task.metadata.get("dst") if self.task is not None else None
+        unit = (unit_key(rest) if rest else None) or asked
+        return f"{sig(got)} {unit}" if unit else sig(got)
 
     def scores(self):
         return [answer_line(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?(?:\s*[^\d\s].*)?")]
