@@ -1,4 +1,4 @@
-"""The shipped feedback sweep: every domain × none/binary/reference/hint/self, offline."""
+"""The shipped feedback sweep: every domain × none/binary/reference/hint/judge/self, offline."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ LABELS = {
     "reference": ("reference", "open", 0, True),
     "hint": ("verifier", "open", 1, True),
     "self": ("self", "closed", 2, True),
+    "judge_same_model": ("judge", "closed", 2, True),
 }
 
 
@@ -25,7 +26,7 @@ def test_feedback_sweep_covers_every_domain_and_stores_labelled_signal_types(tmp
     assert {e.id for e in spec.envs} == set(registry.available()) - {"tools"}
     small = spec.model_copy(update={"envs": [e.model_copy(update={"tasks": 3}) for e in spec.envs]})
     result = agentsynth.Runner(small).run()
-    assert result.status == "completed" and result.ok == 3 * 2 * 5 * len(spec.envs)
+    assert result.status == "completed" and result.ok == 3 * 2 * 6 * len(spec.envs)
     con = duckdb.connect(small.store, read_only=True)
     try:
         types = {n: (s, o, m, r) for n, s, o, m, r in con.execute(
@@ -35,6 +36,6 @@ def test_feedback_sweep_covers_every_domain_and_stores_labelled_signal_types(tmp
         con.close()
     for name, labels in LABELS.items():
         assert types[name] == labels, name
-    assert all(n == 5 for _, n in per_domain) and len(per_domain) == len(spec.envs)
+    assert all(n == 6 for _, n in per_domain) and len(per_domain) == len(spec.envs)
     surface = [n for n, (_, _, _, relevant) in types.items() if not relevant]
     assert surface, "every domain has a format check labelled task_relevant = false"

@@ -35,6 +35,7 @@ from .solvers import Problem, solve
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _JUDGED = re.compile(r"Task:\n<<<\n(.*?)\n>>>\nAnswer to grade:\n<<<\n(.*?)\n>>>", re.S)
 _WRONG_CRITERION = "NOT met: the final answer is correct"
+HEDGE = "I am not sure about this one; I might be wrong, so please double-check the steps before relying on it.\n"
 
 
 @dataclass
@@ -52,6 +53,8 @@ class SimParams:
         the shown answer. A judge that is the same model (its feedback says so) counts as self.
     format_ok: P(a reply ends with the requested 'Answer: ...' line); otherwise prose around it.
     wrong_format: P(a wrong answer is the right idea in an unparseable form, e.g. in words).
+    hedge: P(a wrong reply opens with a long hedging preamble): a surface feature correlated with
+        correctness by construction, for auditing length and hedging checks (default 0).
     judge_agree: P(it calls an answer correct | the answer matches its own belief).
     judge_disagree: P(it calls an answer correct | it does not) — miscalibration: > 0.
         Both apply to reviewing its own answer and to judging another model's (the judge channel).
@@ -74,6 +77,7 @@ class SimParams:
     use_none: float = 0.0
     format_ok: float = 0.8
     wrong_format: float = 0.1
+    hedge: float = 0.0
     judge_agree: float = 0.9
     judge_disagree: float = 0.45
     seed: int = 0
@@ -224,10 +228,14 @@ class SimModel:
             ans = rng.choice(prob.mistakes) if prob.mistakes else "0"
         tidy = rng.random() < self.params.format_ok
         if prob.render is not None:
-            return prob.render(ans, tidy)
-        if tidy:
-            return f"Let me work through it step by step.\nAnswer: {ans}"
-        return f"I think the result is {ans}."
+            text = prob.render(ans, tidy)
+        elif tidy:
+            text = f"Let me work through it step by step.\nAnswer: {ans}"
+        else:
+            text = f"I think the result is {ans}."
+        if self.params.hedge and not correct and rng.random() < self.params.hedge:
+            text = HEDGE + text
+        return text
 
     def _review(self, messages: Sequence[Mapping[str, Any]], prob: Problem | None, rng: Random) -> str:
         answers = [_text(m) for m in messages if m.get("role") == "assistant"]
