@@ -198,6 +198,7 @@ class Runner:
             state = store_runs.begin_run(
                 con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
                 base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
+                kind=spec.purpose,
             )
             n_todo = total - len(state.done)
             todo = (p for p in plan(spec, configs) if p.episode_id not in state.done)  # streamed

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+EVAL_SEED_START = 1_000_000_000
+"""First task seed of held-out evaluation (``agentsynth eval``). Synthesis runs use seeds below it
+and evaluation runs seeds from it up, so a model is never scored on a task drawn from a seed its
+training data could have come from. The spec validator enforces both sides."""
 
 
 class SpecError(ValueError):
@@ -72,6 +85,8 @@ class RunSpec(BaseModel):
     transport: Literal["auto", "aiohttp", "httpx"] = Field("auto", description="HTTP transport of the openai client")
     seed: int = 0
     system_prompt: str | None = None
+    purpose: Literal["synthesis", "eval"] = Field(  # declared before envs: the envs validator reads it
+        "synthesis", description="synthesis (seeds below EVAL_SEED_START) or eval (seeds from it up); stored as runs.kind")
     store: str = "runs/agentsynth.duckdb"
     envs: list[EnvSpec] = Field(min_length=1)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim model parameters (model = 'sim')")
@@ -81,6 +96,24 @@ class RunSpec(BaseModel):
         """True when the judge is the policy model itself (no [judge], or the same model)."""
         j = self.judge
         return j is None or (j.model == self.model and j.base_url == self.base_url and j.sim == self.sim)
+
+    @field_validator("envs")
+    @classmethod
+    def _seed_ranges(cls, envs: list[EnvSpec], info: ValidationInfo) -> list[EnvSpec]:
+        purpose = info.data.get("purpose", "synthesis")
+        for i, e in enumerate(envs):
+            last = e.seed_start + e.tasks - 1
+            where = f"[[envs]] #{i + 1} ({e.id})"
+            if purpose == "synthesis" and last >= EVAL_SEED_START:
+                raise PydanticCustomError("eval_seeds", "{msg}", {"msg": (
+                    f"{where}: seeds {e.seed_start:,}..{last:,} reach {EVAL_SEED_START:,}; seeds from "
+                    f"{EVAL_SEED_START:,} up are reserved for held-out evaluation (agentsynth eval); "
+                    "lower seed_start or tasks")})
+            if purpose == "eval" and e.seed_start < EVAL_SEED_START:
+                raise PydanticCustomError("synthesis_seeds", "{msg}", {"msg": (
+                    f"{where}: an eval run must use seeds from {EVAL_SEED_START:,} up (held-out), "
+                    f"not {e.seed_start:,}")})
+        return envs
 
     @field_validator("api_key_env")
     @classmethod

@@ -207,6 +207,59 @@ def m002_analysis_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m003_generalization_view(con: duckdb.DuckDBPyConnection) -> None:
+    """The ``generalization`` view: what training on an export did to held-out accuracy, per
+    evaluated environment, in the export's domains (``in-domain``) and outside them.
+
+    Each row is one evaluation of a trained model (``evaluations.trained_on`` = an export), with
+    the export's signal and that signal's labels, next to the latest evaluation of its base
+    model (``trained_on IS NULL``, ``model`` = the trained row's ``base_model``) on the same
+    environment configuration, domain and task seeds. ``delta`` = trained − base accuracy, with
+    Newcombe's hybrid score interval (his method 10), built from the two stored 95% Wilson
+    intervals: ``delta − sqrt((p1 − l1)² + (u2 − p2)²)``, ``delta + sqrt((u1 − p1)² + (p2 − l2)²)``.
+    That interval treats the two evaluations as independent samples; they score the same tasks,
+    and a model's and its fine-tune's outcomes on a task are positively correlated, so for these
+    paired data it is conservative (wider than a paired interval). Without a matching base
+    evaluation the base columns and the delta are NULL.
+    """
+    con.execute(
+        """
+        CREATE VIEW generalization AS
+        WITH paired AS (
+            SELECT t.*, x.signal, x.domains AS export_domains,
+                   b.evaluation_id AS base_evaluation_id, b.accuracy AS base_accuracy, b.n AS n_base,
+                   b.ci_low AS base_low, b.ci_high AS base_high
+            FROM evaluations t
+            JOIN exports x ON x.export_id = t.trained_on
+            LEFT JOIN evaluations b
+              ON b.trained_on IS NULL AND b.model = t.base_model AND b.env_id = t.env_id
+             AND b.domain = t.domain AND b.seed_start = t.seed_start AND b.seed_end = t.seed_end
+             AND b.env_config::VARCHAR IS NOT DISTINCT FROM t.env_config::VARCHAR
+            WHERE t.trained_on IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY t.evaluation_id
+                                       ORDER BY b.created_at DESC NULLS LAST, b.evaluation_id) = 1
+        ),
+        scored AS (
+            SELECT *, from_json(export_domains, '["VARCHAR"]') AS trained_domains,
+                   accuracy - base_accuracy AS delta
+            FROM paired
+        )
+        SELECT s.signal, st.source, st.openness, st.meta_level,
+               s.trained_on AS export_id, s.trained_domains, s.domain AS eval_domain, s.env_id,
+               CASE WHEN list_contains(s.trained_domains, s.domain) THEN 'in-domain' ELSE 'out-of-domain' END AS split,
+               s.model, s.base_model,
+               s.accuracy AS trained_accuracy, s.base_accuracy, s.delta,
+               s.delta - sqrt((s.accuracy - s.ci_low) ** 2 + (s.base_high - s.base_accuracy) ** 2) AS delta_low,
+               s.delta + sqrt((s.ci_high - s.accuracy) ** 2 + (s.base_accuracy - s.base_low) ** 2) AS delta_high,
+               s.n AS n_trained, s.n_base,
+               s.seed_start, s.seed_end, s.evaluation_id, s.base_evaluation_id
+        FROM scored s
+        LEFT JOIN signal_types st ON st.name = s.signal
+        """
+    )
+
+
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the migrations recorded in the store ([] for a new or foreign file)."""
     exists = con.execute(

@@ -37,8 +37,12 @@ def begin_run(
     planned: int,
     version: str,
     restart: bool = False,
+    kind: str = "synthesis",
 ) -> RunState:
     """Create the run, or resume it if one with this name and spec exists.
+
+    ``kind`` (``runs.kind``) is ``synthesis`` or ``eval`` (a held-out evaluation run); it is part
+    of the spec, so a resumed run keeps it.
 
     A stored run with the same name but another spec is refused unless ``restart``, which deletes
     that run's episodes, messages and signals (tasks stay: they are shared) and starts afresh.
@@ -57,9 +61,9 @@ def begin_run(
         if row is None:
             run_id = "r-" + uuid.uuid4().hex[:12]
             con.execute(
-                "INSERT INTO runs (run_id, name, spec, spec_hash, model, base_url, status, planned, sessions, created_at, agentsynth_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 1, ?, ?)",
-                [run_id, name, json.dumps(spec, sort_keys=True), spec_hash, model, base_url, planned, now, version],
+                "INSERT INTO runs (run_id, name, spec, spec_hash, model, base_url, status, planned, sessions, created_at,"
+                " agentsynth_version, kind) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 1, ?, ?, ?)",
+                [run_id, name, json.dumps(spec, sort_keys=True), spec_hash, model, base_url, planned, now, version, kind],
             )
             return RunState(run_id, resumed=False)
         run_id = row[0]
