@@ -2,12 +2,16 @@
 
 The public API: define environments (:class:`TextEnv`, :func:`grader`, :class:`Signal`,
 :class:`SignalType`), run them (:func:`run`, :class:`Runner`, :class:`RunSpec`, :func:`load_spec`),
-and read what they produced (:func:`open_store`).
+read what they produced (:func:`open_store`), measure its information (:func:`audit`), export it
+(:func:`export`) and evaluate trained models on held-out tasks (:func:`evaluate`).
 """
 
 from . import registry as _registry
 from ._version import __version__
+from .analysis.audit import AuditResult, AuditRow, audit
 from .env import TextEnv, final_answer
+from .evaluation import evaluate
+from .exports import ExportResult, export
 from .models.base import ChatModel, Completion, ModelError
 from .runner import RunResult, Runner, run
 from .signals import GradeContext, Grader, JudgeReply, Signal, SignalType, grader
@@ -18,6 +22,12 @@ from .tasks import Task
 _registry.register_all()
 
 __all__ = [
+    "AuditResult",
+    "AuditRow",
+    "ExportResult",
+    "audit",
+    "evaluate",
+    "export",
     "ChatModel",
     "Completion",
     "EnvSpec",

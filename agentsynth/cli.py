@@ -401,8 +401,8 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
     \b
     Example: agentsynth export --run quickstart --select correct --format sft --out train.jsonl
     """
-    from .export import ExportError, NothingToExport
-    from .export import export as do_export
+    from .exports import ExportError, NothingToExport
+    from .exports import export as do_export
     from .store import StoreError
 
     if trajectory is not None and fmt != "sft":
@@ -443,7 +443,7 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
     \b
     Example: agentsynth eval --model sim --envs arithmetic,units --tasks 200
     """
-    from .evaluate import EvalError, EvalFailed, evaluate
+    from .evaluation import EvalError, EvalFailed, evaluate
     from .spec import SpecError
     from .store import StoreError
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import cli, q, table_digest, write_spec
 
 import agentsynth
-from agentsynth.evaluate import EvalError, evaluate
+from agentsynth.evaluation import EvalError, evaluate
 from agentsynth.sim import SimParams
 from agentsynth.sim.process import running_server
 from agentsynth.spec import EVAL_SEED_START, SpecError, parse_spec

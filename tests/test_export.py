@@ -19,7 +19,7 @@ import pytest
 from conftest import cli, q, table_digest
 
 import agentsynth
-from agentsynth.export import ExportError, NothingToExport, canonical_json, export
+from agentsynth.exports import ExportError, NothingToExport, canonical_json, export
 
 SYSTEM = "You are a careful assistant."
 ROLES = {"system", "user", "assistant", "tool"}
