@@ -49,38 +49,37 @@ def _label(res: AuditResult, name: str) -> str:
 def signal_table(res: AuditResult, domain: str | None = None,
                  columns: list[tuple[str, str]] = SIGNAL_COLUMNS) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the per-signal table (pooled, or one domain)."""
-    names = sorted({r.name for r in res.rows if r.scope == "signal"})
-    cols = ["signal", "labels (source/openness/meta)", "n obs / tasks"] + [h for _, h in columns]
-    rows = []
-    for n in names:
-        base = res.get("signal", n, "pass_rate", domain)
-        if base is None:
-            continue
-        rows.append([n, _label(res, n), f"{base.n} / {base.n_tasks}"] + [
-            _with_n(res.get("signal", n, m, domain if not m.endswith("_spread") else None), base) for m, _ in columns
-        ])
-    return cols, rows
+    return _table(res, "signal", ["signal", "labels (source/openness/meta)", "n obs / tasks"],
+                  lambda n: _label(res, n), "pass_rate", columns, domain)
 
 
 def channel_table(res: AuditResult, domain: str | None = None) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the per-feedback-channel table."""
-    names = sorted({r.name for r in res.rows if r.scope == "channel"})
-    cols = ["channel", "its signal", "episodes / tasks"] + [h for _, h in CHANNEL_COLUMNS]
+    return _table(res, "channel", ["channel", "its signal", "episodes / tasks"],
+                  lambda n: res.channel_signal.get(n, "-"), "gain", CHANNEL_COLUMNS, domain)
+
+
+def _table(res: AuditResult, scope: str, head: list[str], describe: Any, base_metric: str,
+           columns: list[tuple[str, str]], domain: str | None) -> tuple[list[str], list[list[str]]]:
     rows = []
-    for n in names:
-        base = res.get("channel", n, "gain", domain)
+    for n in sorted({r.name for r in res.rows if r.scope == scope}):
+        base = res.get(scope, n, base_metric, domain)
         if base is None:
             continue
-        rows.append([n, res.channel_signal.get(n, "-"), f"{base.n} / {base.n_tasks}"] + [
-            _with_n(res.get("channel", n, m, None if m[-4:] in ("_min", "_max") or m.endswith("_spread") else domain), base)
-            for m, _ in CHANNEL_COLUMNS
+        rows.append([n, describe(n), f"{base.n} / {base.n_tasks}"] + [
+            _with_n(res.get(scope, n, m, None if _across(m) else domain), base) for m, _ in columns
         ])
-    return cols, rows
+    return head + [h for _, h in columns], rows
+
+
+def _across(metric: str) -> bool:
+    """An across-domain summary (stored with domain NULL)."""
+    return metric.endswith(("_min", "_max", "_spread"))
 
 
 def _with_n(r: AuditRow | None, base: AuditRow) -> str:
     s = cell(r)
-    if r is not None and r.estimate is not None and (r.n, r.n_tasks) != (base.n, base.n_tasks) and not r.metric.endswith(("_min", "_max", "_spread")):
+    if r is not None and r.estimate is not None and (r.n, r.n_tasks) != (base.n, base.n_tasks) and not _across(r.metric):
         s += f" (n={r.n})"
     return s
 
@@ -105,7 +104,7 @@ def print_tables(res: AuditResult, *, by_domain: bool, stream: Any) -> None:
             for r in rows:
                 t.add_row(*r)
             console.print(t)
-    console.print("M = the model's own assessment (self-review, else self-consistency); F = surface features "
+    console.print("M = the model's own assessment (self-consistency, else its self-review); F = surface features "
                   "(length, answer line, hedging). Query them: agentsynth sql \"SELECT * FROM audit_results "
                   f"WHERE audit_id = '{res.audit_id}'\"", style="dim")
 
