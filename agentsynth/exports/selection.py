@@ -1,0 +1,155 @@
+"""Reading what an export selects from the store: the run, signal and domains asked for, the
+turns the selection signal graded, each episode's first accepted turn, and the episodes' messages.
+
+An episode-turn is *accepted* when the selection signal graded it ``passed = true`` (or, with
+``min_value``, ``value >= min_value``) and *rejected* when it graded it ``passed = false`` (or
+``value < min_value``). Only ``ok`` episodes count.
+
+Package-internal API (used by the other modules of ``agentsynth.exports``; not public):
+:class:`Graded`, :func:`resolve_run`, :func:`check_signal`, :func:`check_domains`,
+:func:`graded_turns`, :func:`first_accepted`, :func:`with_ids`, :func:`load_messages`, and the
+helpers that locate parts of a loaded conversation: :func:`answer_index`, :func:`prompt_end`,
+:func:`uses_tools`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..store.connection import StoreError
+from .errors import ExportError
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One turn the selection signal graded."""
+
+    episode_id: str
+    turn: int
+    task_id: str
+    domain: str | None
+    env_id: str
+    env_config: str | None
+    accepted: bool
+    rejected: bool
+
+
+# ---- checking what was asked for -------------------------------------------------------------
+
+
+def resolve_run(con: duckdb.DuckDBPyConnection, run: str, store: Path) -> str:
+    """The run_id of the synthesis run named ``run``; :class:`ExportError` if there is none."""
+    row = con.execute("SELECT run_id, kind FROM runs WHERE name = ?", [run]).fetchone()
+    if row is None:
+        names = [r[0] for r in con.execute("SELECT name FROM runs WHERE kind = 'synthesis' ORDER BY name").fetchall()]
+        raise ExportError(f"no run named {run!r} in {store}; runs: {', '.join(names) or '(none)'}")
+    if row[1] != "synthesis":
+        raise ExportError(f"run {run!r} is of kind {row[1]!r}; export takes synthesis runs")
+    return row[0]
+
+
+def check_signal(con: duckdb.DuckDBPyConnection, run_id: str, run: str, signal: str) -> None:
+    """:class:`ExportError` unless some episode of the run has a signal named ``signal``."""
+    names = [r[0] for r in con.execute(
+        "SELECT DISTINCT s.name FROM signals s JOIN episodes e USING (episode_id) WHERE e.run_id = ? ORDER BY 1",
+        [run_id]).fetchall()]
+    if signal not in names:
+        raise ExportError(f"run {run!r} has no signal {signal!r}; its signals: {', '.join(names) or '(none)'}")
+
+
+def check_domains(con: duckdb.DuckDBPyConnection, run_id: str, run: str, domains: Sequence[str] | None) -> list[str] | None:
+    """The sorted domain filter (None for no filter); :class:`ExportError` for a domain the run lacks."""
+    if not domains:
+        return None
+    have = [r[0] for r in con.execute(
+        "SELECT DISTINCT domain FROM episodes WHERE run_id = ? AND domain IS NOT NULL ORDER BY 1", [run_id]).fetchall()]
+    unknown = [d for d in dict.fromkeys(domains) if d not in have]
+    if unknown:
+        raise ExportError(f"run {run!r} has no domain {', '.join(map(repr, unknown))}; its domains: {', '.join(have)}")
+    return sorted(set(domains))
+
+
+# ---- reading the store ---------------------------------------------------------------------
+
+
+def graded_turns(con: duckdb.DuckDBPyConnection, run_id: str, signal: str, min_value: float | None,
+                 domains: list[str] | None) -> list[Graded]:
+    """Every turn of the run's ok episodes the signal graded, by (episode_id, turn). A grader
+    recorded under several roles has the same outcome in each: one row per (episode, turn)."""
+    rows = con.execute(
+        """SELECT s.episode_id, s.turn, e.task_id, e.domain, e.env_id, e.env_config,
+                  max(s.value) AS value, bool_or(s.passed) AS passed
+           FROM signals s JOIN episodes e USING (episode_id)
+           WHERE e.run_id = ? AND e.status = 'ok' AND s.name = ?
+             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.domain))
+           GROUP BY ALL ORDER BY s.episode_id, s.turn""",
+        [run_id, signal, domains, domains],
+    ).fetchall()
+    out = []
+    for eid, turn, task_id, domain, env_id, env_config, value, passed in rows:
+        if min_value is None:
+            accepted, rejected = passed is True, passed is False
+        else:
+            accepted = value is not None and value >= min_value
+            rejected = value is not None and value < min_value
+        out.append(Graded(eid, turn, task_id, domain, env_id, env_config, accepted, rejected))
+    return out
+
+
+def first_accepted(graded: Iterable[Graded]) -> list[Graded]:
+    """Each episode's first accepted turn, by episode_id."""
+    seen: set[str] = set()
+    out = []
+    for g in graded:
+        if g.accepted and g.episode_id not in seen:
+            seen.add(g.episode_id)
+            out.append(g)
+    return out
+
+
+def with_ids(con: duckdb.DuckDBPyConnection, ids: Iterable[str], sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with the episode ids registered as the table ``_export_ids(episode_id)``."""
+    con.register("_export_ids", pa.table({"episode_id": pa.array(sorted(set(ids)), pa.string())}))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.unregister("_export_ids")
+
+
+def load_messages(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The stored messages of each episode in ``ids``, in order, as dicts keyed by column name."""
+    rows = with_ids(con, ids, """
+        SELECT episode_id, list(struct_pack(turn := turn, role := role, content := content, tool_calls := tool_calls,
+                                            tool_call_id := tool_call_id, answer := answer) ORDER BY position)
+        FROM messages WHERE episode_id IN (SELECT episode_id FROM _export_ids) GROUP BY 1""")
+    return {eid: msgs for eid, msgs in rows}
+
+
+# ---- the parts of a loaded conversation ----------------------------------------------------
+
+
+def answer_index(msgs: list[dict[str, Any]], turn: int) -> int:
+    """Position in ``msgs`` of the graded assistant answer of ``turn``."""
+    for i, m in enumerate(msgs):
+        if m["turn"] == turn and m["role"] == "assistant" and m["tool_calls"] is None:
+            return i
+    raise StoreError(f"the store has a signal at turn {turn} but no assistant answer at that turn")
+
+
+def prompt_end(msgs: list[dict[str, Any]]) -> int:
+    """Index just past the task prompt (the first user message; system messages before it)."""
+    for i, m in enumerate(msgs):
+        if m["role"] == "user":
+            return i + 1
+    return 0
+
+
+def uses_tools(msgs: list[dict[str, Any]]) -> bool:
+    """Whether the conversation holds a tool call or a tool result."""
+    return any(m["tool_calls"] is not None or m["role"] == "tool" for m in msgs)
