@@ -19,7 +19,10 @@ is always compared with self-consistency, never with itself.
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,13 +32,9 @@ import numpy as np
 from .._version import __version__
 from ..store.clock import utcnow
 from ..store.connection import StoreError, connect
-from ..store.queries import turn_answers_sql
 from ..store.transaction import transaction
 from . import estimators as est
-
-HEDGES = ("i think", "maybe", "perhaps", "probably", "possibly", "likely", "might", "not sure", "i believe", "i guess")
-LENGTH_BUCKETS = (60, 200, 600)  # characters: < 60, < 200, < 600, longer
-N_FEATURES = (len(LENGTH_BUCKETS) + 1) * 4  # length bucket x has an answer line x hedges
+from .observations import _FEEDBACK, _GRADED, _PASSED, N_FEATURES, _Data, _load  # package-internal
 
 SIGNAL_METRICS = ("pass_rate", "accuracy", "precision", "recall", "kappa", "mi", "openness", "spurious",
                   "acceptance_entropy", "bits_per_episode", "bits_per_1k_tokens")
@@ -94,132 +93,6 @@ class AuditResult:
         }
 
 
-# ---- loading ---------------------------------------------------------------------------------
-
-def _observations_sql() -> str:
-    hedge = "|".join(HEDGES)
-    b1, b2, b3 = LENGTH_BUCKETS
-    return f"""
-        WITH ep AS (
-            SELECT episode_id, task_id, domain, feedback FROM episodes
-            WHERE list_contains($runs, run_id) AND status = 'ok'
-        ), sig AS (
-            SELECT s.episode_id, s.turn, s.name, bool_or(s.passed) AS passed, bool_or(s.role = 'feedback') AS is_fb,
-                   bool_or(s.role = 'truth') AS is_truth, max(s.tokens) AS tokens
-            FROM signals s SEMI JOIN ep USING (episode_id) GROUP BY ALL
-        ), truth AS (
-            SELECT episode_id, turn, bool_or(passed) AS truth FROM sig WHERE is_truth GROUP BY ALL
-        ), review AS (
-            SELECT episode_id, turn, bool_or(passed) AS reviewed FROM sig
-            WHERE name IN (SELECT name FROM signal_types WHERE source = 'self' AND name <> 'self_consistency')
-            GROUP BY ALL
-        ), ans AS ({turn_answers_sql("$runs")})
-        SELECT sig.name, ep.task_id, ep.domain, ep.feedback, sig.is_fb, sig.passed, truth.truth,
-               review.reviewed, ans.self_consistent, ans.answer,
-               (CASE WHEN length(ans.content) < {b1} THEN 0 WHEN length(ans.content) < {b2} THEN 1
-                     WHEN length(ans.content) < {b3} THEN 2 ELSE 3 END) * 4
-               + 2 * regexp_matches(ans.content, '(?i)answer[ \\t]*[:=]')::INT
-               + regexp_matches(lower(ans.content), '\\b({hedge})\\b')::INT AS features
-        FROM sig JOIN ep USING (episode_id)
-             LEFT JOIN truth USING (episode_id, turn)
-             LEFT JOIN review USING (episode_id, turn)
-             LEFT JOIN ans USING (episode_id, turn)
-        WHERE sig.passed IS NOT NULL
-    """
-
-
-@dataclass
-class _Data:
-    tasks: list[str]
-    domains: list[str]
-    task_domain: np.ndarray  # domain index per task
-    signals: list[str]
-    obs: dict[str, np.ndarray]  # per observation: sig, task, chan, is_fb, s, t, m_review, m_sc, f, acc_key
-    channels: list[str]
-    eps: dict[str, np.ndarray]  # per episode: task, chan, first, last
-    episodes_with: dict[str, int]  # signal -> episodes it graded
-    tokens: dict[str, int]  # signal -> model tokens spent producing it
-    labels: dict[str, dict[str, Any]]
-    channel_signal: dict[str, str]
-
-
-def _codes(col: Any) -> tuple[np.ndarray, list[str]]:
-    """Encode an Arrow string column against its sorted distinct values (so codes, and with them
-    the bootstrap's task order, do not depend on the order rows came back in): (int32 codes
-    with -1 for null, values)."""
-    import pyarrow.compute as pc
-
-    values = sorted(v for v in pc.unique(col).to_pylist() if v is not None)
-    return _index_in(col, values), values
-
-
-def _index_in(col: Any, values: list[str]) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    idx = pc.index_in(col, value_set=pa.array(values, pa.string()))
-    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int32)
-
-
-def _bool_codes(col: Any) -> np.ndarray:
-    """Boolean Arrow column -> int8 codes (1 true, 0 false, -1 null)."""
-    import pyarrow.compute as pc
-
-    vals = pc.fill_null(pc.cast(col, "int8"), -1)
-    return vals.to_numpy(zero_copy_only=False).astype(np.int8)
-
-
-def _load(con: Any, run_ids: list[str]) -> _Data:
-    params = {"runs": run_ids}
-    epi = con.sql(
-        "SELECT task_id, domain, feedback, passed_first, passed_last FROM episodes "
-        "WHERE list_contains($runs, run_id) AND status = 'ok'", params=params,
-    ).to_arrow_table()
-    obs = con.sql(_observations_sql(), params=params).to_arrow_table()
-    task_codes, tasks = _codes(epi.column("task_id"))
-    dom_codes, domains = _codes(epi.column("domain"))
-    chan_codes, channels = _codes(epi.column("feedback"))
-    task_domain = np.zeros(len(tasks), np.int32)
-    task_domain[task_codes] = dom_codes
-
-    import pyarrow.compute as pc
-
-    sig_codes, signals = _codes(obs.column("name"))
-    o_task = _index_in(obs.column("task_id"), tasks)
-    answer_codes, _ = _codes(obs.column("answer"))
-    o = {
-        "sig": sig_codes, "task": o_task, "chan": _index_in(obs.column("feedback"), channels),
-        "is_fb": _bool_codes(obs.column("is_fb")), "s": _bool_codes(obs.column("passed")),
-        "t": _bool_codes(obs.column("truth")), "m_review": _bool_codes(obs.column("reviewed")),
-        "m_sc": _bool_codes(obs.column("self_consistent")),
-        "f": pc.fill_null(obs.column("features"), -1).to_numpy(zero_copy_only=False).astype(np.int8),
-        "answer": answer_codes,
-    }
-    eps = {"task": task_codes, "chan": chan_codes, "first": _bool_codes(epi.column("passed_first")),
-           "last": _bool_codes(epi.column("passed_last"))}
-    per_signal = con.execute(
-        """SELECT s.name, count(DISTINCT s.episode_id), sum(s.tokens) FROM (
-               SELECT episode_id, turn, name, max(tokens) AS tokens FROM signals
-               WHERE episode_id IN (SELECT episode_id FROM episodes WHERE list_contains($runs, run_id) AND status = 'ok')
-               GROUP BY ALL) s GROUP BY 1""", params,
-    ).fetchall()
-    labels = {
-        name: {"source": src, "openness": op, "meta_level": ml, "task_relevant": tr}
-        for name, src, op, ml, tr in con.execute(
-            "SELECT name, source, openness, meta_level, task_relevant FROM signal_types"
-        ).fetchall()
-    }
-    channel_signal = dict(con.execute(
-        """SELECT e.feedback, any_value(s.name) FROM signals s JOIN episodes e USING (episode_id)
-           WHERE list_contains($runs, e.run_id) AND s.role = 'feedback' GROUP BY 1""", params,
-    ).fetchall())
-    return _Data(
-        tasks=tasks, domains=domains, task_domain=task_domain, signals=signals, obs=o, channels=channels, eps=eps,
-        episodes_with={n: int(e) for n, e, _ in per_signal}, tokens={n: int(t or 0) for n, _, t in per_signal},
-        labels=labels, channel_signal=channel_signal,
-    )
-
-
 # ---- computing -----------------------------------------------------------------------------
 
 def _st(joint: np.ndarray) -> np.ndarray:
@@ -227,8 +100,20 @@ def _st(joint: np.ndarray) -> np.ndarray:
     return joint.sum(axis=-2)
 
 
-def _agreement_stat(key: str):
-    return lambda j: est.agreement(_st(j))[key]
+def _agreement_stats(*keys: str) -> dict[str, Any]:
+    """Statistics ``keys`` of :func:`~agentsynth.analysis.estimators.agreement` of a (…, s, f, t)
+    table. Asked of one table in turn, they share one ``agreement`` of it."""
+    memo: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+
+    def of(j: np.ndarray) -> dict[str, np.ndarray]:
+        hit = memo.get(id(j))
+        if hit is None or hit[0] is not j:
+            if len(memo) > 1:
+                memo.clear()
+            hit = memo[id(j)] = (j, est.agreement(_st(j)))
+        return hit[1]
+
+    return {key: (lambda j, key=key: of(j)[key]) for key in keys}
 
 
 def _mi(j: np.ndarray) -> np.ndarray:
@@ -257,129 +142,264 @@ def _gain(j: np.ndarray) -> np.ndarray:
     return _pass_last(j) - _pass_first(j)
 
 
-class _Auditor:
-    """Computes every figure for one loaded dataset with one set of bootstrap weights."""
+@dataclass
+class _Stack:
+    """Per-task tables (counts, or values to sum) side by side in float32, to be resampled in one
+    product with the weights per domain. Table ``i`` holds the cells ``cells[i]`` (flat indices)
+    of a table of ``shapes[i]`` (the others are 0) in columns ``bounds[i]:bounds[i + 1]``; ``sums``
+    has, per table and per domain index with data (None: the tasks without a domain), its summed
+    row, observations and tasks with data; ``pooled`` the observations and tasks over all tasks."""
 
-    def __init__(self, data: _Data, *, bootstrap: int, confidence: float, seed: int, min_tasks: int, min_n: int):
+    cells: list[np.ndarray]
+    shapes: list[tuple[int, ...]]
+    flat: np.ndarray
+    bounds: np.ndarray
+    sums: list[dict[int | None, tuple[np.ndarray, int, int]]]
+    pooled: list[tuple[int, int]]
+
+
+@dataclass
+class _Table:
+    """A per-task table ready for :meth:`_Auditor.figures`: per domain index (None: the tasks
+    without a domain) with data, and pooled: the summed table (``shape``), its resamples
+    ``(B, *shape)``, the observations and the tasks with data."""
+
+    shape: tuple[int, ...]
+    parts: dict[int | None, tuple[np.ndarray, np.ndarray, int, int]]
+    pooled: tuple[np.ndarray, np.ndarray, int, int]
+
+
+_Counts = tuple[np.ndarray, np.ndarray, tuple[int, ...]]  # per-task table, the cells it holds, their table's shape
+Step = Callable[[], list[AuditRow]]  # computes figures: the rows
+
+
+class _Auditor:
+    """Computes every figure for one loaded dataset with one set of bootstrap weights.
+
+    :meth:`signal` and :meth:`channel` build their per-task tables at once (while the weights
+    may still be being drawn) and return the step that computes the figures, which needs
+    :attr:`W`."""
+
+    def __init__(self, data: _Data, *, confidence: float, min_tasks: int, min_n: int):
         self.d = data
         self.conf = confidence
         self.min_tasks = min_tasks
         self.min_n = min_n
-        n_tasks = len(data.tasks)
-        self.W = est.bootstrap_weights(n_tasks, bootstrap, np.random.default_rng(seed)) if n_tasks else np.zeros((bootstrap, 0), np.float32)
-        self.rows: list[AuditRow] = []
-        self.dom_tasks = [np.flatnonzero(data.task_domain == i) for i in range(len(data.domains))]
+        self.W = np.zeros((0, data.n_tasks), np.float32)  # the bootstrap weights (B, n_tasks): set before any step
+        # tasks are ordered by domain, so each domain is a slice (tasks without a domain come first)
+        starts = np.searchsorted(data.task_domain, np.arange(len(data.domains) + 1))
+        self.segments: list[tuple[int | None, slice]] = [(None, slice(0, int(starts[0])))]
+        self.segments += [(d, slice(int(starts[d]), int(starts[d + 1]))) for d in range(len(data.domains))]
+        self.dom_tasks = [idx for _, idx in self.segments[1:]]
+        # per turn, the codes every signal's tables share: task, t, (f, t), and where they are known
+        o = data.turns
+        self.task = o["task"].astype(np.int64)
+        self.t_known = o["t"] >= 0
+        self.t2 = o["t"].astype(np.int64) * 2
+        self.ft_known = self.t_known & (o["f"] >= 0)
+        self.ft = o["f"].astype(np.int64) * 2 + o["t"]
+        # the answered turns in (task, answer key) order, for the acceptance entropy
+        answered = np.flatnonzero(o["answer"] >= 0)
+        self.n_keys = int(o["answer"].max(initial=-1)) + 1
+        pair = self.task[answered] * self.n_keys + o["answer"][answered]
+        by_pair = np.argsort(pair, kind="stable")
+        self.answered, self.pair = answered[by_pair], pair[by_pair]
+
+    def _counts(self, task: np.ndarray, cell: np.ndarray, shape: tuple[int, ...]) -> _Counts:
+        """Per-task counts of observations in the flat cells ``cell`` of a table of ``shape``:
+        ``(n_tasks, len(cells))`` int64 counts of only the cells that occur, those cells, ``shape``."""
+        size = math.prod(shape)
+        cells = np.flatnonzero(np.bincount(cell, minlength=size))
+        if len(cells) < size:  # number the cells that occur
+            column = np.zeros(size, np.int64)
+            column[cells] = np.arange(len(cells))
+            cell = column[cell]
+        n = self.d.n_tasks
+        table = np.bincount(task * len(cells) + cell, minlength=n * len(cells))
+        return table.reshape(n, len(cells)), cells, shape
+
+    def _stack(self, *tables: _Counts) -> _Stack:
+        """``(table, cells, shape)`` per-task tables (see :meth:`_counts`) -> :class:`_Stack`."""
+        flats = [t.reshape(t.shape[0], -1) for t, _, _ in tables]
+        sums: list[dict[int | None, tuple[np.ndarray, int, int]]] = []
+        pooled = []
+        for flat in flats:
+            per_task = flat.sum(axis=1)
+            sums.append({di: (flat[idx].sum(axis=0), int(round(float(per_task[idx].sum()))),
+                              int(np.count_nonzero(per_task[idx] > 0)))
+                         for di, idx in self.segments if per_task[idx].any()})
+            pooled.append((int(round(float(per_task.sum()))), int(np.count_nonzero(per_task > 0))))
+        return _Stack([c for _, c, _ in tables], [s for _, _, s in tables],
+                      np.concatenate(flats, axis=1, dtype=np.float32), np.cumsum([0, *(f.shape[1] for f in flats)]),
+                      sums, pooled)
+
+    def _prepare(self, stack: _Stack) -> list[_Table]:
+        """The tables of ``stack`` with their resamples: per domain, its tasks' weights @ its rows
+        (for all the tables at once: one pass over the weights); pooled, the sums over the domains
+        (and the tasks without a domain)."""
+        B = self.W.shape[0]
+
+        def full(x: np.ndarray, i: int) -> np.ndarray:
+            out = np.zeros((*x.shape[:-1], math.prod(stack.shapes[i])))
+            out[..., stack.cells[i]] = x
+            return out
+
+        tables = [_Table(shape, {}, (full(np.zeros(len(stack.cells[i])), i), np.zeros((B, math.prod(shape))),
+                                     *stack.pooled[i]))
+                  for i, shape in enumerate(stack.shapes)]
+        for di, idx in self.segments:
+            with_data = [i for i, sums in enumerate(stack.sums) if di in sums]
+            if not with_data:
+                continue
+            resampled = est.resample(stack.flat[idx], self.W[:, idx])
+            for i in with_data:
+                total, n, k = stack.sums[i][di]
+                part = (full(total, i), full(resampled[:, stack.bounds[i]:stack.bounds[i + 1]], i), n, k)
+                tables[i].parts[di] = part
+                pooled_total, pooled_resampled, n_all, k_all = tables[i].pooled
+                tables[i].pooled = (pooled_total + part[0], pooled_resampled + part[1], n_all, k_all)
+        return tables
 
     # one table, many statistics, pooled and per domain, plus the across-domain spread
-    def figures(self, scope: str, name: str, table: np.ndarray, stats: dict[str, Any], spread: tuple[str, ...],
-                scale: dict[str, tuple[float, str]] | None = None, min_n: int | None = None) -> None:
+    def figures(self, rows: list[AuditRow], scope: str, name: str, table: _Table, stats: dict[str, Any],
+                spread: tuple[str, ...], scale: dict[str, tuple[float, str]] | None = None,
+                min_n: int | None = None) -> None:
         per_domain: dict[str, list[tuple[est.Estimate, np.ndarray | None]]] = {m: [] for m in spread if m in stats}
         for di, dom in [(None, None), *enumerate(self.d.domains)]:
-            idx = None if di is None else self.dom_tasks[di]
-            tab = table if idx is None else table[idx]
-            W = self.W if idx is None else self.W[:, idx]
-            if idx is not None and tab.reshape(len(idx), -1).sum() == 0:
+            if di is not None and di not in table.parts:
                 continue
-            results = est.bootstrap_many(stats, tab, W, self.conf, min_clusters=self.min_tasks,
+            total, resampled, n, k = table.pooled if di is None else table.parts[di]
+            results = est.bootstrap_from(stats, total.reshape(table.shape), resampled, n=n, n_clusters=k,
+                                         B=self.W.shape[0], confidence=self.conf, min_clusters=self.min_tasks,
                                          min_n=self.min_n if min_n is None else min_n)
             for metric, (e, resamples) in results.items():
-                self._add(scope, name, dom, metric, e)
+                rows.append(_row(scope, name, dom, metric, e))
                 if metric in per_domain and di is not None:
                     per_domain[metric].append((e, resamples))
                 if scale and metric in scale and di is None:
                     factor, derived = scale[metric]
-                    self._scaled(scope, name, derived, e, factor)
+                    rows.append(_scaled(scope, name, derived, e, factor))
         for metric, items in per_domain.items():
             for key, e in est.spread_of(items, self.conf, total_domains=len(items)).items():
-                self._add(scope, name, None, f"{metric}_{key}", e)
+                rows.append(_row(scope, name, None, f"{metric}_{key}", e))
 
-    def _scaled(self, scope: str, name: str, metric: str, e: est.Estimate, factor: float | None) -> None:
-        if factor is None:
-            self._add(scope, name, None, metric, est.Estimate(None, None, None, e.n, e.n_clusters,
-                                                              "free: producing the signal cost no model tokens"))
-            return
-        f = (lambda v: None if v is None else v * factor)
-        self._add(scope, name, None, metric, est.Estimate(f(e.estimate), f(e.ci_low), f(e.ci_high), e.n, e.n_clusters, e.note))
-
-    def _add(self, scope: str, name: str, domain: str | None, metric: str, e: est.Estimate) -> None:
-        self.rows.append(AuditRow(scope, name, domain, metric, e.estimate, e.ci_low, e.ci_high, e.n, e.n_clusters, e.note))
-
-    def _tables(self, mask: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        o = self.d.obs
-        n = len(self.d.tasks)
-        keep = mask & (o["t"] >= 0) & (o["f"] >= 0)
-        sft = est.cluster_table(o["task"][keep], (o["s"][keep], o["f"][keep], o["t"][keep]), (2, N_FEATURES, 2), n)
-        keep_m = mask & (o["t"] >= 0) & (m >= 0)
-        stm = est.cluster_table(o["task"][keep_m], (o["s"][keep_m], o["t"][keep_m], m[keep_m]), (2, 2, 2), n)
-        return sft, stm
-
-    def signal(self, si: int, name: str) -> None:
-        o = self.d.obs
-        mask = o["sig"] == si
+    def _observations(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The turns ``name`` graded (mask), what it said there (int64 s: 1 passed) and M for it."""
+        o, b = self.d.turns, self.d.flags[name]
+        mask = (b & _GRADED) != 0
+        s = ((b & _PASSED) != 0).astype(np.int64)
         is_review = self.d.labels.get(name, {}).get("source") == "self" and name != "self_consistency"
         m = o["m_sc"] if is_review else np.where(o["m_sc"] >= 0, o["m_sc"], o["m_review"])
-        sft, stm = self._tables(mask, m)
-        self.figures("signal", name, sft, {
-            "pass_rate": _agreement_stat("pass_rate"), "accuracy": _agreement_stat("accuracy"),
-            "precision": _agreement_stat("precision"), "recall": _agreement_stat("recall"),
-            "kappa": _agreement_stat("kappa"), "mi": _mi, "spurious": _spurious,
-        }, SPREAD_METRICS["signal"])
-        graded = int(mask.sum())
-        episodes = self.d.episodes_with.get(name, 0)
-        tokens = self.d.tokens.get(name, 0)
-        self.figures("signal", name, stm, {"openness": _openness}, SPREAD_METRICS["signal"], scale={
-            "openness": (graded / episodes if episodes else 0.0, "bits_per_episode"),
-        })
-        openness = next(r for r in reversed(self.rows) if r.metric == "openness" and r.domain is None and r.name == name)
-        e = est.Estimate(openness.estimate, openness.ci_low, openness.ci_high, openness.n, openness.n_tasks, openness.note)
-        self._scaled("signal", name, "bits_per_1k_tokens", e, graded / (tokens / 1000) if tokens else None)
-        self._acceptance(mask, name)
+        return mask, s, m
 
-    def _acceptance(self, mask: np.ndarray, name: str) -> None:
-        """Mean (over tasks with >= 2 accepted answers) entropy of the accepted answers' keys."""
-        o = self.d.obs
-        acc = mask & (o["s"] == 1) & (o["answer"] >= 0)
-        task, key = o["task"][acc], o["answer"][acc]
-        if len(task) == 0:
-            self._add("signal", name, None, "acceptance_entropy", est.Estimate(None, None, None, 0, 0, "no accepted answers"))
-            return
-        pairs, counts = np.unique(np.stack([task.astype(np.int64), key.astype(np.int64)]), axis=1, return_counts=True)
-        ptask = pairs[0]
-        n_task = np.bincount(ptask, weights=counts, minlength=len(self.d.tasks))
-        k_task = np.bincount(ptask, minlength=len(self.d.tasks))
+    def _tables(self, mask: np.ndarray, s: np.ndarray, m: np.ndarray) -> list[_Counts]:
+        """The per-task (s, f, t) and (s, t, m) tables of the observations in ``mask``."""
+        keep = mask & self.ft_known
+        sft = self._counts(self.task[keep], s[keep] * (2 * N_FEATURES) + self.ft[keep], (2, N_FEATURES, 2))
+        keep = mask & self.t_known & (m >= 0)
+        stm = self._counts(self.task[keep], s[keep] * 4 + self.t2[keep] + m[keep], (2, 2, 2))
+        return [sft, stm]
+
+    def signal(self, name: str) -> Step:
+        mask, s, m = self._observations(name)
+        accepted, n_task, ok = self._accepted(mask & (s == 1))
+        stack = self._stack(*self._tables(mask, s, m), *accepted)
+        graded = int(mask.sum())
+
+        def step() -> list[AuditRow]:
+            rows: list[AuditRow] = []
+            sft, stm, *acceptance = self._prepare(stack)
+            self.figures(rows, "signal", name, sft, {
+                **_agreement_stats("pass_rate", "accuracy", "precision", "recall", "kappa"),
+                "mi": _mi, "spurious": _spurious,
+            }, SPREAD_METRICS["signal"])
+            episodes = self.d.episodes_with.get(name, 0)
+            tokens = self.d.tokens.get(name, 0)
+            self.figures(rows, "signal", name, stm, {"openness": _openness}, SPREAD_METRICS["signal"], scale={
+                "openness": (graded / episodes if episodes else 0.0, "bits_per_episode"),
+            })
+            openness = next(r for r in rows if r.metric == "openness" and r.domain is None)
+            e = est.Estimate(openness.estimate, openness.ci_low, openness.ci_high, openness.n, openness.n_tasks,
+                             openness.note)
+            rows.append(_scaled("signal", name, "bits_per_1k_tokens", e, graded / (tokens / 1000) if tokens else None))
+            if not acceptance:
+                rows.append(_row("signal", name, None, "acceptance_entropy",
+                                 est.Estimate(None, None, None, 0, 0, "no accepted answers")))
+                return rows
+            start = len(rows)
+            self.figures(rows, "signal", name, acceptance[0], {"acceptance_entropy": _mean_of_tasks}, (), min_n=0)
+            for i in range(start, len(rows)):  # n = accepted answers, n_tasks = tasks with two or more
+                r = rows[i]
+                idx = slice(None) if r.domain is None else self.dom_tasks[self.d.domains.index(r.domain)]
+                rows[i] = replace(r, n=int(n_task[idx][ok[idx]].sum()), n_tasks=int(ok[idx].sum()))
+            return rows
+
+        return step
+
+    def _accepted(self, accepted: np.ndarray) -> tuple[list[_Counts], np.ndarray, np.ndarray]:
+        """The per-task table of the acceptance entropy (none without accepted answers): per task
+        with >= 2 accepted answers the entropy of their keys, and 1; with the accepted answers
+        per task and the tasks with >= 2 of them."""
+        pair = self.pair[accepted[self.answered]]  # accepted (task, key) pairs, sorted
+        if not len(pair):
+            return [], np.zeros(0), np.zeros(0, bool)
+        first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        counts = np.diff(np.r_[first, len(pair)])
+        ptask = pair[first] // self.n_keys
+        n_tasks = self.d.n_tasks
+        n_task = np.bincount(ptask, weights=counts, minlength=n_tasks)
+        k_task = np.bincount(ptask, minlength=n_tasks)
         with np.errstate(divide="ignore", invalid="ignore"):
             p = counts / n_task[ptask]
-            h = np.bincount(ptask, weights=-p * np.log2(p), minlength=len(self.d.tasks))
+            h = np.bincount(ptask, weights=-p * np.log2(p), minlength=n_tasks)
             h = h + (k_task - 1) / (2 * n_task * np.log(2))  # Miller-Madow
         ok = n_task >= 2
-        table = np.zeros((len(self.d.tasks), 2))
+        table = np.zeros((n_tasks, 2))
         table[ok, 0] = h[ok]
         table[ok, 1] = 1.0
-        start = len(self.rows)
-        self.figures("signal", name, table, {"acceptance_entropy": _mean_of_tasks}, (), min_n=0)
-        for i in range(start, len(self.rows)):  # n = accepted answers, n_tasks = tasks with two or more
-            r = self.rows[i]
-            in_dom = ok if r.domain is None else ok & (self.d.task_domain == self.d.domains.index(r.domain))
-            self.rows[i] = replace(r, n=int(n_task[in_dom].sum()), n_tasks=int(in_dom.sum()))
+        return [(table, np.arange(2), (2,))], n_task, ok
 
-    def channel(self, ci: int, name: str) -> None:
+    def channel(self, ci: int, name: str) -> Step:
         ep = self.d.eps
-        mask = (ep["chan"] == ci) & (ep["first"] >= 0) & (ep["last"] >= 0)
-        fl = est.cluster_table(ep["task"][mask], (ep["first"][mask], ep["last"][mask]), (2, 2), len(self.d.tasks))
-        self.figures("channel", name, fl, {"first_pass": _pass_first, "last_pass": _pass_last, "gain": _gain},
-                     SPREAD_METRICS["channel"][:1])
+        at = np.flatnonzero((ep["chan"] == ci) & (ep["first"] >= 0) & (ep["last"] >= 0))
+        cell = ep["first"][at].astype(np.int64) * 2 + ep["last"][at]
+        tables = [self._counts(ep["task"][at].astype(np.int64), cell, (2, 2))]
         sig = self.d.channel_signal.get(name)
-        if sig is None or sig not in self.d.signals:
-            return
-        o = self.d.obs
-        mask = (o["sig"] == self.d.signals.index(sig)) & (o["chan"] == ci) & (o["is_fb"] == 1)
-        is_review = self.d.labels.get(sig, {}).get("source") == "self" and sig != "self_consistency"
-        m = o["m_sc"] if is_review else np.where(o["m_sc"] >= 0, o["m_sc"], o["m_review"])
-        sft, stm = self._tables(mask, m)
-        self.figures("channel", name, sft, {
-            "accuracy": _agreement_stat("accuracy"), "kappa": _agreement_stat("kappa"), "mi": _mi, "spurious": _spurious,
-        }, ())
-        self.figures("channel", name, stm, {"openness": _openness}, SPREAD_METRICS["channel"][1:])
+        if sig is not None and sig in self.d.signals:
+            mask, s, m = self._observations(sig)
+            mask &= (self.d.turns["chan"] == ci) & ((self.d.flags[sig] & _FEEDBACK) != 0)
+            tables += self._tables(mask, s, m)
+        stack = self._stack(*tables)
+
+        def step() -> list[AuditRow]:
+            rows: list[AuditRow] = []
+            first_last, *feedback = self._prepare(stack)
+            self.figures(rows, "channel", name, first_last,
+                         {"first_pass": _pass_first, "last_pass": _pass_last, "gain": _gain},
+                         SPREAD_METRICS["channel"][:1])
+            if feedback:
+                sft, stm = feedback
+                self.figures(rows, "channel", name, sft, {
+                    **_agreement_stats("accuracy", "kappa"), "mi": _mi, "spurious": _spurious,
+                }, ())
+                self.figures(rows, "channel", name, stm, {"openness": _openness}, SPREAD_METRICS["channel"][1:])
+            return rows
+
+        return step
+
+
+def _row(scope: str, name: str, domain: str | None, metric: str, e: est.Estimate) -> AuditRow:
+    return AuditRow(scope, name, domain, metric, e.estimate, e.ci_low, e.ci_high, e.n, e.n_clusters, e.note)
+
+
+def _scaled(scope: str, name: str, metric: str, e: est.Estimate, factor: float | None) -> AuditRow:
+    """``e`` times ``factor`` as ``metric`` (pooled); None: no number, the signal cost no tokens."""
+    if factor is None:
+        free = "free: producing the signal cost no model tokens"
+        return _row(scope, name, None, metric, est.Estimate(None, None, None, e.n, e.n_clusters, free))
+    f = (lambda v: None if v is None else v * factor)
+    return _row(scope, name, None, metric,
+                est.Estimate(f(e.estimate), f(e.ci_low), f(e.ci_high), e.n, e.n_clusters, e.note))
 
 
 def _mean_of_tasks(t: np.ndarray) -> np.ndarray:
@@ -407,6 +427,18 @@ def resolve_runs(con: Any, runs: list[str] | None) -> tuple[list[str], list[str]
     return list(runs), [by_name[r] for r in runs]
 
 
+def _compute(data: _Data, pool: ThreadPoolExecutor, *, confidence: float, min_tasks: int, min_n: int) -> list[AuditRow]:
+    """Every figure of ``data``: the signals' here, the channels' in ``pool`` (which is drawing
+    the bootstrap weights first); the rows in a fixed order, the signals' then the channels'."""
+    a = _Auditor(data, confidence=confidence, min_tasks=min_tasks, min_n=min_n)
+    channels = [pool.submit(a.channel, ci, name) for ci, name in enumerate(data.channels)]
+    signals = [a.signal(name) for name in data.signals]  # their tables, while the weights are drawn
+    a.W = data.weights.result()
+    channel_rows = [pool.submit(lambda c=c: c.result()()) for c in channels]
+    rows = [row for step in signals for row in step()]
+    return rows + [row for c in channel_rows for row in c.result()]
+
+
 def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 500, confidence: float = 0.95,
           seed: int = 0, min_tasks: int = 10, min_n: int = 30, save: bool = True) -> AuditResult:
     """Audit the signals and feedback channels of ``runs`` (default: the latest synthesis run)
@@ -424,17 +456,14 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
     con = connect(store, read_only=not save)
     try:
         names, ids = resolve_runs(con, runs)
-        data = _load(con, ids)
-        if not data.tasks:
-            raise StoreError(f"run(s) {', '.join(names)} have no finished episodes to audit")
-        a = _Auditor(data, bootstrap=bootstrap, confidence=confidence, seed=seed, min_tasks=min_tasks, min_n=min_n)
-        for si, name in enumerate(data.signals):
-            a.signal(si, name)
-        for ci, name in enumerate(data.channels):
-            a.channel(ci, name)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a second core: the weights, then the channels
+            data = _load(con, ids, pool, bootstrap, seed)
+            if not data.n_tasks:
+                raise StoreError(f"run(s) {', '.join(names)} have no finished episodes to audit")
+            rows = _compute(data, pool, confidence=confidence, min_tasks=min_tasks, min_n=min_n)
         result = AuditResult(
             audit_id="a-" + uuid.uuid4().hex[:12], runs=names, run_ids=ids, bootstrap=bootstrap,
-            confidence=confidence, min_tasks=min_tasks, rows=a.rows,
+            confidence=confidence, min_tasks=min_tasks, rows=rows,
             labels={s: data.labels.get(s, {}) for s in data.signals}, channel_signal=data.channel_signal,
             domains=data.domains,
         )
@@ -446,24 +475,24 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
         con.close()
 
 
+_RESULT_COLUMNS = {"audit_id": "VARCHAR", "scope": "VARCHAR", "name": "VARCHAR", "domain": "VARCHAR",
+                   "metric": "VARCHAR", "estimate": "DOUBLE", "ci_low": "DOUBLE", "ci_high": "DOUBLE",
+                   "n": "BIGINT", "n_tasks": "BIGINT", "note": "VARCHAR"}
+
+
 def _save(con: Any, r: AuditResult, seed: int) -> None:
     rows = [(r.audit_id, x.scope, x.name, x.domain, x.metric, _f(x.estimate), _f(x.ci_low), _f(x.ci_high),
              x.n, x.n_tasks, x.note or None) for x in r.rows]
-    import pyarrow as pa
-
-    cols = ["audit_id", "scope", "name", "domain", "metric", "estimate", "ci_low", "ci_high", "n", "n_tasks", "note"]
-    table = pa.table({c: [row[i] for row in rows] for i, c in enumerate(cols)})
+    columns = {c: [row[i] for row in rows] for i, c in enumerate(_RESULT_COLUMNS)}
+    # one list parameter per column, unnested side by side into rows
+    select = ", ".join(f"unnest(${c}::{t}[]) AS {c}" for c, t in _RESULT_COLUMNS.items())
     with transaction(con):
         con.execute(
             "INSERT INTO audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [r.audit_id, utcnow(), json.dumps(r.run_ids), json.dumps(r.runs), True, r.bootstrap, r.confidence, seed,
              r.min_tasks, __version__],
         )
-        con.register("_audit_rows", table)
-        try:
-            con.execute("INSERT INTO audit_results BY NAME SELECT * FROM _audit_rows")
-        finally:
-            con.unregister("_audit_rows")
+        con.execute(f"INSERT INTO audit_results BY NAME SELECT {select}", columns)
 
 
 def _f(v: float | None) -> float | None:

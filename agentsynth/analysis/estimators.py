@@ -46,12 +46,14 @@ __all__ = [
     "Estimate",
     "agreement",
     "bootstrap",
+    "bootstrap_from",
     "bootstrap_many",
     "bootstrap_weights",
     "cluster_table",
     "conditional_mutual_information",
     "entropy",
     "mutual_information",
+    "resample",
     "spread",
     "spread_of",
     "wilson",
@@ -61,6 +63,7 @@ Stat = Callable[[np.ndarray], Any]
 Interval = Literal["basic", "percentile"]
 _LN2 = math.log(2.0)
 _CHUNK_INTS = 4_000_000  # resample indices drawn per chunk in bootstrap_weights (~16-32 MB)
+_COUNT_BINS = 2**19  # bins per bincount in bootstrap_weights: the counts fit in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -173,28 +176,42 @@ def agreement(joint: np.ndarray) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- tables and resamples
 
 
-def bootstrap_weights(n_clusters: int, B: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_weights(
+    n_clusters: int, B: int, rng: np.random.Generator, order: np.ndarray | None = None
+) -> np.ndarray:
     """``(B, n_clusters)`` float32 multinomial resample counts: how often each task is drawn.
 
     Each row sums to ``n_clusters`` (tasks are resampled, not observations). Drawn in chunks of
-    rows with ``rng.integers`` and one ``bincount`` per chunk, so memory stays small;
-    deterministic for a given generator state.
+    rows with ``rng.integers`` and counted with ``bincount`` a few rows at a time (so that the
+    counts stay in the CPU cache), so memory stays small; deterministic for a given generator
+    state. ``order`` (a permutation of the clusters) puts cluster ``order[j]`` in column ``j``;
+    the draws, so each cluster's weights, are the same.
     """
     if n_clusters < 0 or B < 1:
         raise ValueError(f"need n_clusters >= 0 and B >= 1, got {n_clusters}, {B}")
     out = np.zeros((B, n_clusters), dtype=np.float32)
     if n_clusters == 0:
         return out
+    if order is not None:
+        order = np.asarray(order)
+        if not np.array_equal(np.sort(order), np.arange(n_clusters)):
+            raise ValueError("order must be a permutation of range(n_clusters)")
     rows = max(1, min(B, _CHUNK_INTS // n_clusters))
     dtype = np.int32 if rows * n_clusters < 2**31 else np.int64
-    offsets = (np.arange(rows, dtype=dtype) * dtype(n_clusters))[:, None]
+    step = max(1, min(rows, _COUNT_BINS // n_clusters))
+    offsets = (np.arange(step, dtype=dtype) * dtype(n_clusters))[:, None]
+    column = None if order is None else np.empty(n_clusters, dtype=dtype)
+    if column is not None:
+        column[order] = np.arange(n_clusters, dtype=dtype)
     for start in range(0, B, rows):
         r = min(rows, B - start)
         idx = rng.integers(0, n_clusters, size=(r, n_clusters), dtype=dtype)
-        idx += offsets[:r]
-        out[start : start + r] = np.bincount(idx.ravel(), minlength=r * n_clusters).reshape(
-            r, n_clusters
-        )
+        if column is not None:
+            idx = column[idx]
+        for i in range(0, r, step):
+            k = min(step, r - i)
+            counts = np.bincount((idx[i : i + k] + offsets[:k]).ravel(), minlength=k * n_clusters)
+            out[start + i : start + i + k] = counts.reshape(k, n_clusters)
     return out
 
 
@@ -282,6 +299,15 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
+def resample(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ table``: the ``(B, n_cells)`` float64 resampled tables of a per-task table
+    flattened to ``(n_clusters, n_cells)``. Float32 weights times small per-task counts are
+    exact integers until 2**24 per cell, so float32 arithmetic is used then."""
+    w = np.asarray(weights)
+    wdtype = w.dtype if w.dtype in (np.float32, np.float64) else np.float64
+    return (w.astype(wdtype, copy=False) @ np.asarray(table).astype(wdtype)).astype(np.float64)
+
+
 def bootstrap_many(
     stats: Mapping[str, Stat],
     table: np.ndarray,
@@ -307,34 +333,62 @@ def bootstrap_many(
         raise ValueError(
             f"weights of shape {w.shape} do not match a table of {tab.shape[0]} clusters"
         )
-    shape = tab.shape[1:]
     flat = tab.reshape(tab.shape[0], -1)
     per_cluster = flat.sum(axis=1)
-    n = int(round(float(per_cluster.sum())))
-    k = int(np.count_nonzero(per_cluster > 0))
+    return bootstrap_from(
+        stats,
+        flat.sum(axis=0).reshape(tab.shape[1:]),
+        lambda: resample(flat, w),
+        n=int(round(float(per_cluster.sum()))),
+        n_clusters=int(np.count_nonzero(per_cluster > 0)),
+        B=w.shape[0],
+        confidence=confidence,
+        min_clusters=min_clusters,
+        min_n=min_n,
+        method=method,
+    )
+
+
+def bootstrap_from(
+    stats: Mapping[str, Stat],
+    total: np.ndarray,
+    resampled: np.ndarray | Callable[[], np.ndarray],
+    *,
+    n: int,
+    n_clusters: int,
+    B: int,
+    confidence: float = 0.95,
+    min_clusters: int = 10,
+    min_n: int = 30,
+    method: Interval = "percentile",
+) -> dict[str, tuple[Estimate, np.ndarray | None]]:
+    """:func:`bootstrap_many` from the pieces it derives from a per-task table, for callers that
+    have them more cheaply (the audit sums them over domains): the summed table ``total``, its
+    ``B`` resampled tables ``resampled`` (``weights @ table``, ``(B, *shape)`` or ``(B, cells)``,
+    or a function returning them, called only when there is an estimate), ``n`` observations
+    and ``n_clusters`` tasks with data."""
+    _check_confidence(confidence)
+    total = np.asarray(total)
     why = ""
-    if k < min_clusters:
-        why = f"n too small (n={k} tasks < {min_clusters})"
+    if n_clusters < min_clusters:
+        why = f"n too small (n={n_clusters} tasks < {min_clusters})"
     elif n < min_n:
         why = f"n too small (n={n} observations < {min_n})"
     if why:
-        return {name: (Estimate(None, None, None, n, k, why), None) for name in stats}
-    total = flat.sum(axis=0).reshape(shape)
-    # float32 weights times small per-task counts: exact integers until 2**24 per cell
-    wdtype = w.dtype if w.dtype in (np.float32, np.float64) else np.float64
-    resampled = (w.astype(wdtype, copy=False) @ flat.astype(wdtype)).astype(np.float64)
-    resampled = resampled.reshape((w.shape[0], *shape))
+        return {name: (Estimate(None, None, None, n, n_clusters, why), None) for name in stats}
+    rs_all = resampled() if callable(resampled) else resampled
+    rs_all = np.asarray(rs_all, dtype=np.float64).reshape((B, *total.shape))
     out: dict[str, tuple[Estimate, np.ndarray | None]] = {}
     for name, stat in stats.items():
         point = float(np.asarray(stat(total)))
         if not math.isfinite(point):
-            out[name] = (Estimate(None, None, None, n, k, _degenerate_note(total)), None)
+            out[name] = (Estimate(None, None, None, n, n_clusters, _degenerate_note(total)), None)
             continue
-        rs = np.asarray(stat(resampled), dtype=np.float64)
-        if rs.shape != (w.shape[0],):
-            raise ValueError(f"stat {name!r} returned shape {rs.shape} for {w.shape[0]} resamples")
+        rs = np.asarray(stat(rs_all), dtype=np.float64)
+        if rs.shape != (B,):
+            raise ValueError(f"stat {name!r} returned shape {rs.shape} for {B} resamples")
         lo, hi, note = _interval(point, rs, confidence, method)
-        out[name] = (Estimate(point, lo, hi, n, k, note), rs)
+        out[name] = (Estimate(point, lo, hi, n, n_clusters, note), rs)
     return out
 
 
