@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from _rss import rss_mb
 
 TARGET_S = 5.0
 TARGET_MB = 1024.0
@@ -225,15 +226,6 @@ def _check_answers(con: Any) -> None:
 
 # ---- the audit, in a child process ------------------------------------------------------------
 
-def _rss_mb() -> float:
-    """Current RSS (Linux /proc), else NaN."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 def _peak_rss_mb() -> float:
     """Peak RSS of this process: ``VmHWM`` (Linux), else ``ru_maxrss``. On Linux ``ru_maxrss``
     would not do: it keeps the parent's RSS at the time of the fork (the parent built the store)."""
@@ -255,7 +247,7 @@ def child(store: str, bootstrap: int) -> None:
     import agentsynth.analysis.audit as audit_mod
     import agentsynth.analysis.observations as obs_mod
 
-    floor = _rss_mb()
+    floor = rss_mb()
     phases: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:

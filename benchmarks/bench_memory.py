@@ -22,18 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from _rss import rss_mb
 
 TARGET_MB = 500.0
 FLAT_TOLERANCE = 0.15  # "flat": the largest run's peak within 15% of the smallest run's peak
-
-
-def _rss_mb() -> float:
-    """Current RSS (Linux /proc), else NaN."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 def _maxrss_mb() -> float:
@@ -48,7 +40,7 @@ def child(episodes: int, concurrency: int) -> None:
     import agentsynth.runner
     import agentsynth.sim
 
-    floor = _rss_mb()
+    floor = rss_mb()
     with tempfile.TemporaryDirectory(prefix="agentsynth-bench-mem-") as tmp:
         store = os.path.join(tmp, "mem.duckdb")
         spec = agentsynth.RunSpec(
@@ -61,14 +53,14 @@ def child(episodes: int, concurrency: int) -> None:
         def progress(done: int, total: int, ok: int, errors: int) -> None:
             q = marks.get(done)
             if q is not None:
-                curve[f"{25 * q}%"] = round(_rss_mb(), 1)
+                curve[f"{25 * q}%"] = round(rss_mb(), 1)
 
         t0 = time.perf_counter()
         res = agentsynth.Runner(spec, on_progress=progress).run()
         secs = time.perf_counter() - t0
         size = os.path.getsize(store) + (os.path.getsize(store + ".wal") if os.path.exists(store + ".wal") else 0)
         out = {"episodes": episodes, "ok": res.ok, "status": res.status, "seconds": secs,
-               "peak_rss_mb": _maxrss_mb(), "floor_rss_mb": floor, "end_rss_mb": _rss_mb(),
+               "peak_rss_mb": _maxrss_mb(), "floor_rss_mb": floor, "end_rss_mb": rss_mb(),
                "store_mb": size / 2**20, "rss_curve_mb": curve}
     print(json.dumps(out), flush=True)
 
