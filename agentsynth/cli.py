@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, serve.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -136,7 +136,8 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int) -> Non
     """Run a read-only SQL QUERY on the store ('-' reads it from stdin).
 
     \b
-    Tables: runs, tasks, episodes, messages, signals, signal_types.
+    Tables: runs, tasks, episodes, messages, signals, signal_types, audits, audit_results,
+    exports, export_items, evaluations; view: generalization.
     Example: agentsynth sql "SELECT domain, avg(reward) FROM episodes GROUP BY 1"
     """
     import duckdb
