@@ -94,7 +94,7 @@ def _turns(con: duckdb.DuckDBPyConnection, run_id: str) -> Iterable[_Turn]:
 def regrade(store: str | Path, run: str, graders: list[str], role: str = "score") -> RegradeResult:
     """Apply ``graders`` to run ``run`` in ``store``; return how many signals each added."""
     refs = [(g, _resolve_grader(g)) for g in graders]
-    con = connect(store, read_only=False)
+    con = connect(store, read_only=False, create=False)
     try:
         row = con.execute("SELECT run_id FROM runs WHERE name = ?", [run]).fetchone()
         if row is None:

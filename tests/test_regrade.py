@@ -66,3 +66,6 @@ def test_regrade_errors_are_clear_and_leave_the_store_alone(tmp_path: Path) -> N
         r = cli("regrade", *args, "--store", str(store))
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert table_digest(store) == before
+    missing = tmp_path / "missing.duckdb"
+    r = cli("regrade", "--run", "x", "--grader", "self_consistency", "--store", str(missing))
+    assert r.returncode == 2 and "no store at" in r.stderr and not missing.exists()

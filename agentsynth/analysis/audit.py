@@ -36,9 +36,6 @@ from ..store.transaction import transaction
 from . import estimators as est
 from .observations import _FEEDBACK, _GRADED, _PASSED, N_FEATURES, _Data, _load  # package-internal
 
-SIGNAL_METRICS = ("pass_rate", "accuracy", "precision", "recall", "kappa", "mi", "openness", "spurious",
-                  "acceptance_entropy", "bits_per_episode", "bits_per_1k_tokens")
-CHANNEL_METRICS = ("first_pass", "last_pass", "gain", "accuracy", "kappa", "mi", "openness", "spurious")
 SPREAD_METRICS = {"signal": ("mi", "openness"), "channel": ("gain", "openness")}
 
 
@@ -451,9 +448,7 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
         raise ValueError("confidence must be between 0 and 1")
     if bootstrap < 50:
         raise ValueError("bootstrap must be at least 50 resamples")
-    if not Path(store).exists():
-        raise StoreError(f"no store at {store} (run `agentsynth run` first, or pass --store PATH)")
-    con = connect(store, read_only=not save)
+    con = connect(store, read_only=not save, create=False)
     try:
         names, ids = resolve_runs(con, runs)
         with ThreadPoolExecutor(max_workers=1) as pool:  # a second core: the weights, then the channels

@@ -46,7 +46,7 @@ import duckdb
 
 from .._version import __version__
 from ..store.clock import utcnow
-from ..store.connection import StoreError, connect
+from ..store.connection import connect
 from ..store.transaction import transaction
 from .chat import chat_message, sft_messages
 from .errors import ExportError, NothingToExport
@@ -146,9 +146,7 @@ def export(
     store = Path(store_path)
     out_path = Path(out)
     _check_request(format, trajectory, min_value, out_path)
-    if not store.exists():
-        raise StoreError(f"no store at {store} (run `agentsynth run` first, or pass --store PATH)")
-    con = connect(store, read_only=False)
+    con = connect(store, read_only=False, create=False)
     try:
         run_id = resolve_run(con, run, store)
         check_signal(con, run_id, run, select)

@@ -14,12 +14,15 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used as asked (the message says why)."""
 
 
-def connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open ``path``; writable opens create it and apply pending migrations."""
+def connect(path: str | Path, *, read_only: bool, create: bool | None = None) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; writable opens apply pending migrations. A missing file is created when
+    ``create`` (default: for writable opens), else refused with a clear :class:`StoreError`."""
     p = Path(path)
-    if read_only and not p.exists():
+    if create is None:
+        create = not read_only
+    if not create and not p.exists():
         raise StoreError(f"no store at {p} (run `agentsynth run` first, or pass --store PATH)")
-    if not read_only:
+    if create:
         p.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(p), read_only=read_only)
