@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 
 import agentsynth
 
@@ -69,3 +70,30 @@ def test_regrade_errors_are_clear_and_leave_the_store_alone(tmp_path: Path) -> N
     missing = tmp_path / "missing.duckdb"
     r = cli("regrade", "--run", "x", "--grader", "self_consistency", "--store", str(missing))
     assert r.returncode == 2 and "no store at" in r.stderr and not missing.exists()
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+def test_regrade_one_grader_on_two_runs_of_one_store(tmp_path: Path, order: tuple[str, str]) -> None:
+    """The signal type is stored by the first run's regrade; the second run's must still add its
+    rows (it crashed with "connection has an unfinished result"), and each repeat adds none."""
+    store = tmp_path / "s.duckdb"
+    for name in ("a", "b"):
+        spec = write_spec(tmp_path / f"{name}.toml", f"""
+            name = "{name}"
+            store = "{store}"
+            samples = 3
+            [[envs]]
+            id = "arithmetic"
+            tasks = 12
+            feedback = ["binary"]
+            """)
+        assert cli("run", str(spec), "-q").returncode == 0
+    for name in order:
+        for attempt in range(2):
+            r = cli("regrade", "--run", name, "--grader", "self_consistency", "--grader", "env:hint", "--store", str(store))
+            assert r.returncode == 0, r.stderr
+            added = 0 if attempt else 36
+            assert f"self_consistency: {added} signal(s) added" in r.stdout, r.stdout
+    rows = q(store, """SELECT r.name, count(*) FROM signals JOIN episodes USING (episode_id) JOIN runs r USING (run_id)
+                       WHERE signals.name = 'self_consistency' GROUP BY 1 ORDER BY 1""")
+    assert rows == [("a", 36), ("b", 36)]

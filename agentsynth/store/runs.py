@@ -92,10 +92,15 @@ def _delete_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 def record_signal_types(con: duckdb.DuckDBPyConnection, types: Iterable[SignalType]) -> None:
     """Add signal types; a name already stored with other labels is an error."""
-    for st in {t.name: t for t in types}.values():
-        row = con.execute(
-            "SELECT source, openness, meta_level, task_relevant FROM signal_types WHERE name = ?", [st.name]
-        ).fetchone()
+    wanted = {t.name: t for t in types}
+    # fetchall, not fetchone: a result left unfinished on the connection blocks the Arrow insert
+    # that follows in the same transaction (DuckDB: "connection has an unfinished result")
+    stored = {name: tuple(labels) for name, *labels in con.execute(
+        "SELECT name, source, openness, meta_level, task_relevant FROM signal_types WHERE list_contains(?, name)",
+        [list(wanted)],
+    ).fetchall()}
+    for st in wanted.values():
+        row = stored.get(st.name)
         labels = (st.source, st.openness, st.meta_level, st.task_relevant)
         if row is None:
             con.execute("INSERT INTO signal_types VALUES (?, ?, ?, ?, ?, ?)", [st.name, *labels, st.description])
