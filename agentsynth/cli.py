@@ -111,7 +111,9 @@ class _Progress:
             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=Console(stderr=True), transient=False,
         )
-        self._task = self._p.add_task(self.name, total=todo, status="")
+        from rich.markup import escape
+
+        self._task = self._p.add_task(escape(self.name), total=todo, status="")  # a run name is text, not markup
         self._p.start()
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
@@ -132,35 +134,42 @@ class _Progress:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to a file (required for parquet).")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown by --format table.")
-def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int) -> None:
+@click.option("--allow-files", is_flag=True,
+              help="Let the query read files besides the store (read_csv, read_parquet, glob, ...), e.g. to join your own data.")
+def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_files: bool) -> None:
     """Run a read-only SQL QUERY on the store ('-' reads it from stdin).
 
     \b
     Tables: runs, tasks, episodes, messages, signals, signal_types, audits, audit_results,
     exports, export_items, evaluations; view: generalization.
     Example: agentsynth sql "SELECT domain, avg(reward) FROM episodes GROUP BY 1"
+    The query reads the store only, unless --allow-files.
     """
     import duckdb
 
-    from .store import StoreError, open_store
+    from .store import StoreError, file_refusal, open_store
 
     if query == "-":
         query = sys.stdin.read()
     if fmt == "parquet" and not out:
         _fail("--format parquet needs --out FILE")
     try:
-        with open_store(store) as s:
+        with open_store(store, allow_files=allow_files) as s:
             rel = s.sql(query)
             if rel is None:
                 _fail("the query returned no result set")
-            if fmt == "parquet":
-                rel.write_parquet(out)
+            if fmt == "parquet":  # written here, not by DuckDB: the connection may not write files
+                import pyarrow.parquet as pq
+
+                pq.write_table(rel.to_arrow_table(), out)
                 click.echo(f"wrote {out}", err=True)
                 return
             cols = rel.columns
             rows = rel.fetchall()
     except StoreError as exc:
         _fail(str(exc))
+    except duckdb.PermissionException as exc:
+        _fail(file_refusal(exc))
     except duckdb.Error as exc:
         _fail(" ".join(str(exc).split()))
     stream = open(out, "w", newline="") if out else sys.stdout
@@ -180,16 +189,10 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int) -> Non
 
 
 def _print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, stream: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from .console import data_console, data_table
 
-    t = Table(show_lines=False, header_style="bold")
-    for c in cols:
-        t.add_column(c, overflow="fold")
-    for r in rows[:max_rows]:
-        t.add_row(*("NULL" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
-    console = Console(file=stream, width=None if stream.isatty() else 200)
-    console.print(t)
+    console = data_console(stream)
+    console.print(data_table(cols, rows[:max_rows]))
     more = f" (showing {max_rows}; use --max-rows or --format csv)" if len(rows) > max_rows else ""
     console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}", style="dim")
 

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 import agentsynth
-from agentsynth.store import ReadOnlyViolation, check_read_only, migrations
+from agentsynth.store import FileAccessRefused, ReadOnlyViolation, check_read_only, migrations
 from agentsynth.store.connection import StoreError, connect
 
 from conftest import cli, table_digest
@@ -133,3 +133,70 @@ def test_store_api_refuses_writes_too(filled: Path) -> None:
         with pytest.raises(ReadOnlyViolation):
             s.sql("DELETE FROM episodes")
         assert s.sql("SELECT count(*) FROM episodes WHERE status = ?", ["ok"]).fetchall() == [(40,)]
+
+
+FILE_READS = [
+    "SELECT * FROM read_csv('{secret}')",
+    "SELECT * FROM read_csv_auto('{secret}')",
+    "SELECT * FROM read_text('{secret}')",
+    "SELECT * FROM read_blob('{secret}')",
+    "SELECT * FROM read_json('{secret}')",
+    "SELECT * FROM read_parquet('{secret}')",
+    "SELECT * FROM sniff_csv('{secret}')",
+    "SELECT * FROM glob('{dir}/*')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM glob('/root/*')",
+]
+
+
+@pytest.fixture
+def outside_file(tmp_path: Path) -> Path:
+    """A file beside the store that queries must not read by default."""
+    p = tmp_path / "outside" / "private.csv"
+    p.parent.mkdir()
+    p.write_text("name,token\nalice,PRIVATE-TOKEN-42\n")
+    return p
+
+
+@pytest.mark.parametrize("statement", FILE_READS)
+def test_sql_reads_no_file_but_the_store_by_default(filled: Path, outside_file: Path, statement: str) -> None:
+    query = statement.format(secret=outside_file, dir=outside_file.parent)
+    r = cli("sql", query, "--store", str(filled), "--format", "csv")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: refused: store queries read only the store"), err
+    assert "--allow-files" in err and "PRIVATE-TOKEN" not in r.stdout + r.stderr
+    with agentsynth.open_store(filled) as s:  # refused when the query binds, or (lazy relations) when fetched
+        with pytest.raises((FileAccessRefused, duckdb.PermissionException), match="read only the store|disabled by configuration"):
+            s.sql(query).fetchall()
+
+
+def test_sql_reads_files_with_allow_files(filled: Path, outside_file: Path) -> None:
+    r = cli("sql", f"SELECT token FROM read_csv('{outside_file}')", "--store", str(filled), "--format", "csv", "--allow-files")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["token", "PRIVATE-TOKEN-42"]
+    listing = cli("sql", f"SELECT file FROM glob('{outside_file.parent}/*')", "--store", str(filled), "--format", "csv",
+                  "--allow-files")
+    assert listing.stdout.split() == ["file", str(outside_file)]
+    with agentsynth.open_store(filled, allow_files=True) as s:
+        joined = s.sql(f"SELECT count(*) FROM episodes, read_csv('{outside_file}') WHERE status = 'ok'").fetchall()
+        assert joined == [(40,)]
+
+
+def test_sql_parquet_output_still_works_without_file_access(filled: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.parquet"
+    r = cli("sql", "SELECT episode_id FROM episodes", "--store", str(filled), "--format", "parquet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchall() == [(40,)]
+
+
+def test_sql_table_prints_values_as_they_are(filled: Path) -> None:
+    """Stored text is data: no rich markup ([/INST] raised, [bold] was styled), no emoji codes."""
+    values = ["[/INST]", "[bold]x[/bold]", "root:x:0"]
+    query = "SELECT " + ", ".join(f"'{v}' AS c{i}" for i, v in enumerate(values))
+    for env in ({}, {"FORCE_COLOR": "1", "COLUMNS": "200"}):
+        r = cli("sql", query, "--store", str(filled), env=env)
+        assert r.returncode == 0, r.stderr
+        for v in values:
+            assert v in r.stdout, (v, r.stdout)
+        assert "\N{CROSS MARK}" not in r.stdout

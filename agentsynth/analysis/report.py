@@ -86,27 +86,23 @@ def _with_n(r: AuditRow | None, base: AuditRow) -> str:
 
 def print_tables(res: AuditResult, *, by_domain: bool, stream: Any) -> None:
     """The terminal report (rich tables)."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=stream, width=None if getattr(stream, "isatty", lambda: False)() else 250)
-    console.print(f"[bold]audit {res.audit_id}[/bold] of run(s) {', '.join(res.runs)}: "
-                  f"{res.bootstrap} task-level bootstrap resamples, {res.confidence:.0%} intervals"
-                  + ("" if res.saved else " (not saved)"))
+    from ..console import data_console, data_table
+
+    console = data_console(stream, width=250)
+    console.print(Text.assemble((f"audit {res.audit_id}", "bold"), f" of run(s) {', '.join(res.runs)}: "
+                                f"{res.bootstrap} task-level bootstrap resamples, {res.confidence:.0%} intervals"
+                                + ("" if res.saved else " (not saved)")))
     for domain in [None, *(res.domains if by_domain else [])]:
         where = "all domains" if domain is None else f"domain {domain}"
         for title, (cols, rows) in ((f"signals: agreement with truth, {where}", signal_table(res, domain, AGREEMENT_COLUMNS)),
                                     (f"signals: information in bits, {where}", signal_table(res, domain, INFORMATION_COLUMNS)),
                                     (f"feedback channels, {where}", channel_table(res, domain))):
-            t = Table(title=title, header_style="bold", title_justify="left")
-            for c in cols:
-                t.add_column(c, overflow="fold")
-            for r in rows:
-                t.add_row(*r)
-            console.print(t)
-    console.print("M = the model's own assessment (self-consistency, else its self-review); F = surface features "
-                  "(length, answer line, hedging). Query them: agentsynth sql \"SELECT * FROM audit_results "
-                  f"WHERE audit_id = '{res.audit_id}'\"", style="dim")
+            console.print(data_table(cols, rows, title=title))
+    console.print(Text("M = the model's own assessment (self-consistency, else its self-review); F = surface features "
+                       "(length, answer line, hedging). Query them: agentsynth sql \"SELECT * FROM audit_results "
+                       f"WHERE audit_id = '{res.audit_id}'\"", style="dim"))
 
 
 def to_json(res: AuditResult) -> str:

@@ -55,20 +55,32 @@ def check_read_only(sql: str) -> None:
         )
 
 
+class FileAccessRefused(ReadOnlyViolation):
+    """A query that reads a file (or a directory listing) other than the store, on a store opened
+    without ``allow_files``."""
+
+
 class Store:
     """A read-only view of a store file. Queries return DuckDB relations (``.to_arrow_table()``,
-    ``.df()``, ``.pl()``, ``.fetchall()``)."""
+    ``.df()``, ``.pl()``, ``.fetchall()``).
 
-    def __init__(self, path: str | Path = DEFAULT_STORE):
+    Queries read the store only: file-reading functions (``read_csv``, ``read_parquet``,
+    ``read_blob``, ``glob``, ...), ``ATTACH`` and extensions are refused unless ``allow_files``."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, allow_files: bool = False):
         self.path = Path(path)
-        self.con = connect(self.path, read_only=True)
+        self.allow_files = allow_files
+        self.con = connect(self.path, read_only=True, allow_files=allow_files)
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
-        """Run a read-only query; raise :class:`ReadOnlyViolation` for anything that writes."""
+        """Run a read-only query; raise :class:`ReadOnlyViolation` for anything that writes and
+        :class:`FileAccessRefused` for a file read without ``allow_files`` (or, for a table function
+        DuckDB binds lazily, ``duckdb.PermissionException`` when the relation is fetched)."""
         check_read_only(query)
-        if params is None:
-            return self.con.sql(query)
-        return self.con.sql(query, params=params)
+        try:
+            return self.con.sql(query) if params is None else self.con.sql(query, params=params)
+        except duckdb.PermissionException as exc:
+            raise FileAccessRefused(file_refusal(exc)) from None
 
     def table(self, name: str) -> duckdb.DuckDBPyRelation:
         """One table as a relation (e.g. ``store.table("episodes").filter("status = 'ok'")``)."""
@@ -85,9 +97,20 @@ class Store:
         self.close()
 
 
-def open_store(path: str | Path = DEFAULT_STORE) -> Store:
-    """Open a store read-only: ``with open_store("runs/agentsynth.duckdb") as s: s.sql(...)``."""
-    return Store(path)
+def file_refusal(exc: BaseException) -> str:
+    """The one-line message for a query refused because it reads files."""
+    detail = str(exc).splitlines()[0].removeprefix("Permission Error: ")
+    return (f"refused: store queries read only the store ({detail}); "
+            "pass --allow-files (open_store(..., allow_files=True)) to read your own files")
 
 
-__all__ = ["DEFAULT_STORE", "ReadOnlyViolation", "Store", "StoreError", "check_read_only", "open_store"]
+def open_store(path: str | Path = DEFAULT_STORE, *, allow_files: bool = False) -> Store:
+    """Open a store read-only: ``with open_store("runs/agentsynth.duckdb") as s: s.sql(...)``.
+
+    ``allow_files``: let queries read other files too (``read_csv``, ``read_parquet``, ``glob``, ...),
+    e.g. to join your own data; off by default, so a query cannot read the rest of the disk."""
+    return Store(path, allow_files=allow_files)
+
+
+__all__ = ["DEFAULT_STORE", "FileAccessRefused", "ReadOnlyViolation", "Store", "StoreError", "check_read_only",
+           "file_refusal", "open_store"]

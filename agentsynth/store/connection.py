@@ -14,9 +14,14 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used as asked (the message says why)."""
 
 
-def connect(path: str | Path, *, read_only: bool, create: bool | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, *, read_only: bool, create: bool | None = None,
+            allow_files: bool = False) -> duckdb.DuckDBPyConnection:
     """Open ``path``; writable opens apply pending migrations. A missing file is created when
-    ``create`` (default: for writable opens), else refused with a clear :class:`StoreError`."""
+    ``create`` (default: for writable opens), else refused with a clear :class:`StoreError`.
+
+    A read-only connection reads the store and nothing else: DuckDB's ``enable_external_access``
+    is off (no ``read_csv``, ``read_blob``, ``glob``, ``COPY``, ``ATTACH``, extension loading),
+    unless ``allow_files``. Queries a user types run on such connections only."""
     p = Path(path)
     if create is None:
         create = not read_only
@@ -25,7 +30,15 @@ def connect(path: str | Path, *, read_only: bool, create: bool | None = None) ->
     if create:
         p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(p), read_only=read_only)
+        config = {"enable_external_access": False} if read_only and not allow_files else {}
+        con = duckdb.connect(str(p), read_only=read_only, config=config)
+    except duckdb.ConnectionException as exc:
+        if "different configuration" not in str(exc):
+            raise StoreError(f"cannot open store {p}: {exc}") from None
+        raise StoreError(
+            f"store {p} is already open in this process with other settings (writable, or file access "
+            f"{'off' if allow_files else 'on'}); close that connection first"
+        ) from None
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
