@@ -132,7 +132,7 @@ class Student:
             model.load_state_dict(state, strict=True)
         except (RuntimeError, TypeError, AttributeError) as exc:
             first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc).splitlines()[0])
-            raise StudentError(f"{wp} does not fit the model in {MANIFEST}: {first}") from None
+            raise StudentError(f"{wp} does not fit the model in {MANIFEST}: {first[:160]}") from None
         model.eval()
         return cls(model, tokenizer, manifest, p)
 

@@ -66,10 +66,9 @@ class GPTConfig:
 class TrainConfig:
     """How one training run goes.
 
-    steps: optimizer steps; ``None`` with ``minutes``: as many as fit (measured on the first
-        steps, then fixed, so the learning-rate schedule is a function of the step count and a
-        run with ``steps`` = the recorded count reproduces it exactly).
-    minutes: a wall-clock budget (used when ``steps`` is None).
+    steps: optimizer steps (deterministic); ``None`` with ``minutes``: as many as fit.
+    minutes: a wall-clock budget (used when ``steps`` is None): the schedule's length follows the
+        measured speed, so the run is not bit-reproducible; its recorded step count is.
     batch_size: sequences per step (sequences of similar length are batched together).
     lr: peak learning rate (AdamW, betas 0.9/0.95); ``warmup`` steps of linear warm-up, then a
         cosine decay to ``min_lr_ratio`` × lr at the last step.

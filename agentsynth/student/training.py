@@ -4,9 +4,10 @@ cosine decay, batches of similar length, a progress callback.
 Deterministic: the same model weights, examples, :class:`~agentsynth.student.config.TrainConfig`
 (seed included) and thread count give the same weights, bit for bit. The data order is drawn in
 this thread from a seeded generator; there is no dropout; torch runs ``threads`` intra-op threads
-(default: the machine's cores). A ``minutes`` budget fixes the step count after the first
-:data:`CALIBRATION_STEPS` steps (from their speed), so the schedule still depends on the step
-count alone: the report's ``steps`` reproduces the run exactly.
+(default: the machine's cores). With a ``minutes`` budget instead of ``steps``, the schedule's
+length is re-estimated after every step from the speed so far (so the cosine ends when the time
+does, however the machine's load changes) and the run is not bit-reproducible; the report's
+``steps`` used as ``steps`` gives a reproducible run of about the same length.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from .config import TrainConfig
 from .data import Batches, Encoded, Example, encode_examples, pad_batch
 from .errors import StudentError
 from .model import GPT
-
-CALIBRATION_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,8 @@ def train(model: GPT, tokenizer: Any, examples: Sequence[Example], cfg: TrainCon
     rep, rep_enc, _ = _stream(tokenizer, replay, n_replay, cfg.seed + 1, model.cfg.context, "replay")
     opt = _optimizer(model, cfg)
     model.train()
-    steps = cfg.steps or CALIBRATION_STEPS
     budget = None if cfg.steps else 60.0 * float(cfg.minutes or 0)
+    steps = cfg.steps or cfg.warmup + 1
     losses: list[float] = []
     tokens = 0
     t0 = time.perf_counter()
@@ -130,8 +129,8 @@ def train(model: GPT, tokenizer: Any, examples: Sequence[Example], cfg: TrainCon
         tokens += sum(len(e.ids) - 1 for e in batch)
         losses.append(loss.item())
         elapsed = time.perf_counter() - t0
-        if budget is not None and step == CALIBRATION_STEPS:
-            steps = max(step, int(budget * step / elapsed))
+        if budget is not None:  # the steps that fit the budget at the speed so far; none once it is spent
+            steps = step if elapsed >= budget else max(step + 1, int(budget * step / elapsed))
         if on_progress is not None:
             on_progress(Progress(step, steps, losses[-1], lr, tokens / max(elapsed, 1e-9), elapsed))
     model.eval()
