@@ -6,12 +6,13 @@ along the way, at each ``--evals`` mark (minutes of training, evaluation time ex
 accuracy on ``--held-out`` held-out tasks (seeds from 1,000,000,000 up) graded by the environment's
 own ``verify``, on all of them and on those whose task is not in the training set (a small task
 space: difficulty-1 arithmetic has ~16k distinct tasks). Then, with the final model: ``--k``
-samples at temperature 1 for every held-out prompt (samples/s, share of correct samples, pass@k),
-and a real run (``Runner``, ``model = "student:PATH"``, concurrency 32) of the held-out tasks
+samples at temperature 1 for every held-out prompt (samples/s, share of correct samples, pass@k);
+one verifier-selected round (sample, keep what the environment verifies, fine-tune ``--round-steps``
+steps, held-out accuracy before and after); and a real run (``Runner``, ``model = "student:PATH"``, concurrency 32) of the held-out tasks
 (episodes/s through the batching ChatModel). Peak RSS at the end.
 
     python benchmarks/bench_student.py                          # --minutes 8 --evals 1,2,4,6,8
-    python benchmarks/bench_student.py --minutes 3 --evals 1,2,3 --lr 3e-3 --tasks 20000
+    python benchmarks/bench_student.py --minutes 3 --evals 1,2,3 --width 128 --layers 4 --batch-size 128 --lr 3e-3
     python benchmarks/bench_student.py --speed                  # training tokens/s: threads, widths
     python benchmarks/bench_student.py --tokenizer              # tokens per prompt/reply by domain and vocabulary
 
@@ -113,6 +114,9 @@ def curve(args: argparse.Namespace) -> None:
           f"{100 * sum(map(sum, good)) / n:.1f}% of samples correct, pass@{args.k} {100 * sum(map(any, good)) / len(good):.1f}% "
           f"[{_load()}]")
 
+    if args.round_steps:
+        one_round(args, student, chat, env, tasks, train_ids)
+
     with tempfile.TemporaryDirectory(prefix="agentsynth-bench-student-") as tmp:
         student.save(Path(tmp) / "ckpt", {"parent": None, "data": {"source": "bench"}, "training": report.to_dict()})
         from agentsynth import EnvSpec, RunSpec
@@ -129,6 +133,36 @@ def curve(args: argparse.Namespace) -> None:
     print(f"peak RSS {_peak_mb():.0f} MB")
 
 
+def one_round(args: argparse.Namespace, student, chat, env, tasks, train_ids: set[str]) -> None:  # noqa: ANN001
+    """One verifier-selected round, as the loop will run it: sample ``--k`` replies at T=1 for
+    ``--round-tasks`` fresh training-range tasks, keep the ones the environment verifies, fine-tune
+    a copy ``--round-steps`` steps (lr 1e-3, the ``agentsynth train`` default) and measure
+    held-out greedy accuracy before and after."""
+    import copy
+
+    from agentsynth.student import Example, StudentModel, TrainConfig, train
+    from agentsynth.student.checkpoint import Student
+
+    t = time.perf_counter()
+    pool = []
+    for s in range(args.tasks, args.tasks + args.round_tasks):  # seeds the base did not train on
+        env.reset(seed=s)
+        pool.append(env.task)
+    prompts = [[{"role": "user", "content": tk.prompt}] for tk in pool]
+    samples = chat.generate(prompts, n=args.k, temperature=1.0, seed=1, max_tokens=32)
+    kept = [Example(p, r.text) for p, tk, rs in zip(prompts, pool, samples) for r in rs if env.verify(tk, r.text)]
+    t_sample = time.perf_counter() - t
+    child = Student(copy.deepcopy(student.model), student.tokenizer, {})
+    t = time.perf_counter()
+    report = train(child.model, child.tokenizer, kept, TrainConfig(steps=args.round_steps, lr=1e-3, warmup=10, seed=1))
+    t_train = time.perf_counter() - t
+    before = accuracy(chat, env, tasks, train_ids)
+    after = accuracy(StudentModel(child, name="child"), env, tasks, train_ids)
+    print(f"one verifier-selected round: {len(kept)} of {len(pool) * args.k} samples kept ({t_sample:.1f}s), "
+          f"{args.round_steps} steps ({t_train:.1f}s): held-out greedy {100 * before[0]:.1f}% -> {100 * after[0]:.1f}%, "
+          f"not trained on {100 * before[1]:.1f}% -> {100 * after[1]:.1f}% [{_load()}]")
+
+
 def speed(args: argparse.Namespace) -> None:
     import torch
 
@@ -137,12 +171,12 @@ def speed(args: argparse.Namespace) -> None:
 
     examples = reference_examples(["arithmetic"], difficulty=1, tasks=5000)
     tok = build_tokenizer(examples)
-    for width, layers in ((128, 4), (96, 3), (192, 4)):
+    for width, layers in ((96, 3), (128, 4), (64, 3)):
         for threads in (1, 2):
             student = new_student(tok, width=width, layers=layers, threads=threads)
-            r = train(student.model, tok, examples, TrainConfig(steps=args.steps, threads=threads))
+            r = train(student.model, tok, examples, TrainConfig(steps=args.steps, threads=threads, batch_size=args.batch_size))
             print(f"width {width} layers {layers}: {student.model.n_params():,} params, {threads} thread(s): "
-                  f"{r.tokens_per_s:,.0f} tokens/s ({r.wall_s / r.steps * 1000:.0f} ms/step of 128) [{_load()}]", flush=True)
+                  f"{r.tokens_per_s:,.0f} tokens/s ({r.wall_s / r.steps * 1000:.0f} ms/step of {args.batch_size}) [{_load()}]", flush=True)
     print(f"torch {torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
 
 
@@ -177,11 +211,11 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=500)
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--evals", default="1,2,4,6,8", help="minutes of training at which to evaluate")
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--width", type=int, default=96)
+    ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=None)
@@ -189,6 +223,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=16, help="samples per prompt in the sampling measurement")
     ap.add_argument("--steps", type=int, default=30, help="--speed: steps per measurement")
     ap.add_argument("--curve-only", action="store_true", help="only the learning curve (no sampling or runner measurement)")
+    ap.add_argument("--round-tasks", type=int, default=2000, help="tasks sampled in the verifier-selected round")
+    ap.add_argument("--round-steps", type=int, default=200, help="fine-tuning steps of that round (0: skip it)")
     args = ap.parse_args()
     if args.tokenizer:
         tokenizer(args)

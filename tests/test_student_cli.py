@@ -40,7 +40,7 @@ def test_init_writes_a_base_with_its_lineage(ckpt: Path) -> None:
     assert m["parent"] is None
     assert m["data"] == {"source": "references", "envs": ["arithmetic", "strings"], "difficulty": 1, "tasks_per_env": 300,
                          "seed_start": 0, "examples": 600}
-    assert m["training"]["steps"] == 30 and m["training"]["seed"] == 3 and m["training"]["config"]["lr"] == 3e-3
+    assert m["training"]["steps"] == 30 and m["training"]["seed"] == 3 and m["training"]["config"]["lr"] == 2e-3
     assert m["training"]["tokens_per_s"] > 0 and m["training"]["wall_s"] > 0 and m["training"]["final_loss"] > 0
     assert m["tokenizer"]["vocab_size"] == 1024 and "sql" in m["tokenizer"]["corpus_envs"]
     r = cli("student", "info", str(ckpt))

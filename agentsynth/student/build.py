@@ -51,7 +51,7 @@ def build_tokenizer(examples: Sequence[Example], *, vocab_size: int = DEFAULT_VO
     return StudentTokenizer.train(texts, vocab_size)
 
 
-def new_student(tokenizer: StudentTokenizer, *, seed: int = 0, context: int = 256, width: int = 128, layers: int = 4,
+def new_student(tokenizer: StudentTokenizer, *, seed: int = 0, context: int = 256, width: int = 96, layers: int = 3,
                 heads: int = 4, threads: int | None = None) -> Student:
     """A freshly initialized student (weights drawn from ``seed``)."""
     require_learn_extra()
@@ -73,8 +73,8 @@ def _figures(report: TrainReport, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, tasks: int = 20_000, seed_start: int = 0,
-                 train_cfg: TrainConfig, vocab_size: int = DEFAULT_VOCAB, context: int = 256, width: int = 128,
-                 layers: int = 4, heads: int = 4, on_progress: Callable[[Progress], None] | None = None) -> Student:
+                 train_cfg: TrainConfig, vocab_size: int = DEFAULT_VOCAB, context: int = 256, width: int = 96,
+                 layers: int = 3, heads: int = 4, on_progress: Callable[[Progress], None] | None = None) -> Student:
     """Build a base student from scratch: ``tasks`` tasks per environment (seeds ``seed_start..``)
     with their reference replies, a tokenizer trained on them and on every built-in domain, and
     a model trained on them; write it to ``out``."""
@@ -119,7 +119,7 @@ def resolve_export(ref: str, store: str | Path | None) -> ExportRef:
     """``ref`` is an export id (looked up in ``store``'s ``exports`` table) or an SFT JSONL path
     (whose export id is found by its sha256 when the store records it). The file must still have
     the sha256 the store recorded."""
-    from ..store.connection import StoreError, connect
+    from ..store.connection import StoreError
 
     p = Path(ref)
     store_p = Path(store) if store is not None else None
@@ -128,7 +128,10 @@ def resolve_export(ref: str, store: str | Path | None) -> ExportRef:
         digest = file_sha256(p)
         row = None
         if have_store:
-            row = _export_row(store_p, "sha256 = ?", digest)  # type: ignore[arg-type]
+            try:
+                row = _export_row(store_p, "sha256 = ?", digest)  # type: ignore[arg-type]
+            except StoreError as exc:
+                raise StudentError(str(exc)) from None
         return ExportRef(p.resolve(), digest, row[0] if row else None, row[3] if row else None)
     if not have_store:
         where = f"no store at {store_p}" if store_p is not None else "no --store given"

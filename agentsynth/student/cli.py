@@ -106,11 +106,11 @@ def student() -> None:
 @click.option("--minutes", type=click.FloatRange(0, None, min_open=True),
               help=f"Training time budget (default {DEFAULT_INIT_MINUTES:g} when --steps is not given).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the weights and the data order.")
-@click.option("--lr", type=float, help="Peak learning rate (default 3e-3).")
-@click.option("--batch-size", type=click.IntRange(1, None), help="Sequences per step (default 128).")
+@click.option("--lr", type=float, help="Peak learning rate (default 2e-3).")
+@click.option("--batch-size", type=click.IntRange(1, None), help="Sequences per step (default 64).")
 @click.option("--threads", type=click.IntRange(1, None), help="Torch threads (default: the machine's cores).")
-@click.option("--width", default=128, show_default=True, type=click.IntRange(8, None))
-@click.option("--layers", default=4, show_default=True, type=click.IntRange(1, None))
+@click.option("--width", default=96, show_default=True, type=click.IntRange(8, None))
+@click.option("--layers", default=3, show_default=True, type=click.IntRange(1, None))
 @click.option("--heads", default=4, show_default=True, type=click.IntRange(1, None))
 @click.option("--context", default=256, show_default=True, type=click.IntRange(16, None), help="Longest sequence in tokens.")
 @click.option("--vocab", default=1024, show_default=True, type=click.IntRange(300, 65_536), help="Tokenizer vocabulary size.")
@@ -176,8 +176,8 @@ def info_cmd(path: str, as_json: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the data order (and a new student's weights).")
 @click.option("--replay", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Fraction of each batch drawn from the base's own training data.")
-@click.option("--lr", type=float, help=f"Peak learning rate (default {DEFAULT_TRAIN_LR:g} with --base, else 3e-3).")
-@click.option("--batch-size", type=click.IntRange(1, None), help="Sequences per step (default 128).")
+@click.option("--lr", type=float, help=f"Peak learning rate (default {DEFAULT_TRAIN_LR:g} with --base, else 2e-3).")
+@click.option("--batch-size", type=click.IntRange(1, None), help="Sequences per step (default 64).")
 @click.option("--threads", type=click.IntRange(1, None), help="Torch threads (default: the machine's cores).")
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True,
               help="Store whose exports table records the export.")

@@ -3,8 +3,9 @@
 manifest.
 
 The defaults are the measured ones (README, "The student"; ``benchmarks/bench_student.py``):
-width 128, 4 layers, 4 heads (~0.95M parameters with a 1,024-token vocabulary) trains at ~20k
-tokens/s on 2 CPU threads and learns difficulty-1 arithmetic from references in minutes.
+width 96, 3 layers, 4 heads (0.46M parameters with a 1,024-token vocabulary), batches of 64 at a
+peak learning rate of 2e-3 learned difficulty-1 arithmetic from references faster per minute on
+2 CPU threads than width 128 / 4 layers (1.7x slower per token) or batches of 128.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class GPTConfig:
 
     vocab_size: int
     context: int = 256
-    width: int = 128
-    layers: int = 4
+    width: int = 96
+    layers: int = 3
     heads: int = 4
     mlp_ratio: int = 4
 
@@ -82,8 +83,8 @@ class TrainConfig:
 
     steps: int | None = None
     minutes: float | None = None
-    batch_size: int = 128
-    lr: float = 3e-3
+    batch_size: int = 64
+    lr: float = 2e-3
     warmup: int = 30
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.1

@@ -24,7 +24,7 @@ import torch
 from .model import GPT, KVCache
 
 MAX_BATCH_TOKENS = 32_768
-"""Rows × (prompt + reply length) per batch: bounds the cache (~4 KB per token at width 128)."""
+"""Rows × (prompt + reply length) per batch: bounds the cache (2 x layers x width x 4 bytes per token: 2.3 KB at the default size)."""
 MAX_SCORE_BYTES = 1 << 28
 """Bound on the prefill's attention scores (rows × heads × prompt² × 4 bytes)."""
 
