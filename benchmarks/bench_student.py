@@ -128,7 +128,7 @@ def curve(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         res = Runner(spec).run()
         dt = time.perf_counter() - t
-        print(f"runner (student:PATH in process, concurrency 32): {res.ok} episodes in {dt:.1f}s "
+        print(f"runner (student:PATH in process, concurrency 32, greedy, seeds 0..{args.held_out - 1}): {res.ok} episodes in {dt:.1f}s "
               f"({res.ok / dt:.0f} episodes/s), pass rate {100 * (res.first_pass_rate or 0):.1f}% [{_load()}]")
     print(f"peak RSS {_peak_mb():.0f} MB")
 

@@ -54,3 +54,22 @@ def test_student_scheme_errors_are_spec_errors(tmp_path: Path) -> None:
         """)), "-q")
     assert r.returncode == 2 and "no student checkpoint at" in r.stderr and r.stderr.count("\n") == 1
     assert not store.exists()  # refused before anything was stored
+
+
+def test_core_imports_without_torch_and_says_how_to_get_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    probe = ("import sys, agentsynth, agentsynth.cli, agentsynth.runner, agentsynth.student, agentsynth.student.cli;"
+             "print('torch' in sys.modules, 'tokenizers' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stderr
+    # without the learn extra (torch unimportable), the student's commands say what to install
+    no_torch = ("import sys; sys.modules['torch'] = None; sys.argv = ['agentsynth'] + sys.argv[1:];"
+                "from agentsynth.cli import main; main()")
+    for args in (["student", "init", "--envs", "arithmetic", "--out", str(tmp_path / "c"), "--steps", "1"],
+                 ["serve", "--student", str(tmp_path / "c")]):
+        r = subprocess.run([sys.executable, "-c", no_torch, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "pip install 'agentsynth[learn]'" in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -1,10 +1,12 @@
 """The student really learns: `agentsynth student init` on difficulty-1 arithmetic references lifts
 greedy accuracy on held-out tasks (seeds from 1,000,000,000 up, graded by the environment's own
-truth through `agentsynth eval`) from about zero to well above what guessing the commonest answer
-gets (4.2% of these 300 tasks are "5"). Seeded: the same run gives the same figure every time.
+truth through `agentsynth eval`) from about zero to well above what always giving the commonest
+answer would get (14 of these 295 tasks, 4.7%, are 0). Seeded: the same run gives the same figure
+on the same machine and thread count.
 
-Measured (README, "The student"): STEPS steps reach MEASURED; the test asserts MINIMUM. About 3
-minutes on an idle 2-core machine, longer when it is shared.
+Measured (README, "The student"): 1,500 steps (174 s of training at 22k tokens/s on the shared
+2-core machine) reach 66 of 295 distinct held-out tasks = 22.4% (95% interval 18.0-27.5%) from 0 of
+295 untrained; the test asserts 15%. About 3.5 minutes in all.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ pytest.importorskip("torch")
 
 from conftest import cli, q  # noqa: E402
 
-STEPS = 700
-MEASURED = 0.0
-MINIMUM = 0.0
+STEPS = 1500
+MEASURED = 0.224
+MINIMUM = 0.15
 UNTRAINED_MAX = 0.02
 
 pytestmark = pytest.mark.timeout(1200)
@@ -31,7 +33,7 @@ def held_out_accuracy(ckpt: Path, store: Path) -> float:
             "--store", str(store), "-q", timeout=300)
     assert r.returncode == 0, r.stderr
     [(n, acc)] = q(store, "SELECT n, accuracy FROM evaluations WHERE model = ?", [f"student:{ckpt}"])
-    assert n == 300
+    assert n == 295  # distinct tasks: the small task space draws a few twice (counted once)
     return acc
 
 
