@@ -56,10 +56,6 @@ class EnvSpec(BaseModel):
         return [self.feedback] if isinstance(self.feedback, str) else list(dict.fromkeys(self.feedback))
 
 
-def _check_base_url(v: str | None) -> str | None:
-    return check_base_url(v)
-
-
 def _check_key_env(v: str | None) -> str | None:
     if v and (v.startswith("sk-") or len(v) > 64):
         raise ValueError("api_key_env names an environment variable; never put the key itself in a spec")
@@ -77,7 +73,7 @@ class JudgeSpec(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim parameters when model = 'sim'")
 
-    _base_url = field_validator("base_url")(_check_base_url)
+    _base_url = field_validator("base_url")(check_base_url)
     _key_env = field_validator("api_key_env")(_check_key_env)
 
 
@@ -134,7 +130,7 @@ class RunSpec(BaseModel):
                     f"not {e.seed_start:,}")})
         return envs
 
-    _base_url = field_validator("base_url")(_check_base_url)
+    _base_url = field_validator("base_url")(check_base_url)
     _key_env = field_validator("api_key_env")(_check_key_env)
 
     _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "transport"}

@@ -191,5 +191,5 @@ def _completion(resp: Any, attempts: int, latency: float, secrets: Sequence[str]
             attempts=attempts,
         )
     except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-        got = redact(str(resp), secrets)[:200]
-        raise ModelError(f"malformed reply: {type(exc).__name__}: {redact(str(exc), secrets)}; got {got}", attempts=attempts) from None
+        what, got = redact(str(exc), secrets), redact(str(resp), secrets)[:200]
+        raise ModelError(f"malformed reply: {type(exc).__name__}: {what}; got {got}", attempts=attempts) from None
