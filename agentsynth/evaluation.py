@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.estimators import wilson
+from .credentials import strip_credentials
 from .models.base import ModelError
 from .registry import UnknownEnvironment, resolve
 from .runner import Runner, RunResult, build_model
@@ -164,7 +165,8 @@ def eval_spec(
     spec = parse_spec(data, source="evaluation")
     content = spec.content()
     content.pop("name")
-    key = json.dumps({"content": content, "base_url": base_url, "trained_on": trained_on}, sort_keys=True, default=str)
+    endpoint = strip_credentials(spec.base_url)  # the name may not depend on (or reveal a hash of) a key
+    key = json.dumps({"content": content, "base_url": endpoint, "trained_on": trained_on}, sort_keys=True, default=str)
     digest = hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
     return spec.model_copy(update={"name": f"eval-{_slug(model)}-{digest}"})
 
@@ -200,7 +202,7 @@ async def _preflight(spec: RunSpec) -> None:
         await model.complete([{"role": "user", "content": "Reply with the word OK."}], temperature=0.0, seed=0,
                              max_tokens=16)
     except ModelError as exc:
-        where = spec.base_url or "api.openai.com"
+        where = strip_credentials(spec.base_url) or "api.openai.com"
         raise EvalFailed(f"cannot evaluate {spec.model!r} at {where}: {exc}") from None
     finally:
         await model.aclose()
