@@ -44,7 +44,7 @@ class Isolation:
         parts = [f"python {self.python}", "rlimits cpu/as/fsize/nofile/core", "in-process guard"]
         if self.bwrap:
             parts.append(f"bubblewrap {self.bwrap} (namespaces user/pid/net/ipc/uts/cgroup/mount; "
-                         "sees only /usr and the interpreter read-only, a private /proc and a tmpfs /work)")
+                         "sees only the interpreter and /usr/lib read-only, its own /proc and a tmpfs /work)")
         elif self.namespaces:
             parts.append("network+ipc+mount namespaces" if os.geteuid() == 0 else "user+network+ipc namespaces")
         else:
