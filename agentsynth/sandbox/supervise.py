@@ -68,7 +68,7 @@ class _Run:
         self.init_fd: int | None = None
 
     def learn(self, info: bytes) -> None:
-        m = re.search(rb'"child-pid":\s*(\d+)', info)
+        m = re.search(rb'"child-pid":\s*(\d+)\D', info)  # the whole number, not a chunk of it
         if self.init_fd is not None or not m:
             return
         pid = int(m.group(1))
