@@ -143,7 +143,7 @@ def test_sigkill_of_the_runner_leaves_no_process_and_no_directory(open_dir: Path
 
 
 def test_stale_run_directories_are_removed_at_the_next_start(open_dir: Path) -> None:
-    dead = subprocess.Popen(["true"])  # a process that has exited: its pid names a dead owner
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has exited: its pid names a dead owner
     dead.wait()
     start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
     names = {"dead": f"{PREFIX}{dead.pid}-123-abc", "mine": f"{PREFIX}{os.getpid()}-{start}-abc",

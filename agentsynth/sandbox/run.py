@@ -1,7 +1,6 @@
-"""Running code in the sandbox: :func:`run_python` prepares the directory and the environment,
-starts the child, supervises it (wall clock, output capture and limits, status notes from the
-bootstrap), classifies how it ended, and cleans up (the process group, and every process of the
-per-run uid).
+"""Running code in the sandbox: :func:`run_python` prepares the program (in memory for bubblewrap,
+else in a per-run directory), the limits and the environment, and starts the child: bubblewrap
+running the interpreter, or the interpreter itself; :mod:`.supervise` watches it and cleans up.
 """
 
 from __future__ import annotations
@@ -92,9 +91,11 @@ def _run(code: str, stdin: str, timeout_s: float, cpu_s: float, memory_mb: int, 
         stdin_file.seek(0)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONIOENCODING": "utf-8"}
+        write_ends: list[int] = []  # closed here once the child has them (or on an error before)
+        stack.callback(lambda: [os.close(fd) for fd in write_ends])
         status_r, status_w = os.pipe()
         stack.callback(os.close, status_r)
-        write_ends = [status_w]
+        write_ends.append(status_w)
         info_r: int | None = None
         if iso.bwrap:  # nothing on the host's disk: bubblewrap copies both files from memory
             info_r, info_w = os.pipe()
@@ -134,8 +135,8 @@ def _run(code: str, stdin: str, timeout_s: float, cpu_s: float, memory_mb: int, 
             proc = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
                                     env=env, start_new_session=True, pass_fds=pass_fds, bufsize=0, preexec_fn=preexec)
         finally:
-            for fd in write_ends:  # only the child writes to them
-                os.close(fd)
+            while write_ends:  # only the child writes to them
+                os.close(write_ends.pop())
         try:
             return supervise(proc, status_r, info_r, start, timeout_s, cpu, max_output, max_procs, uid, iso)
         finally:
