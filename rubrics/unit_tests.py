@@ -3,7 +3,10 @@
 The task's metadata names the function (``function``), its inputs (``tests``: a list of argument
 lists) and the expected results (``expected``). Any implementation returning the expected value on
 every input passes. The code runs in :mod:`agentsynth.sandbox` (3 s wall clock, 2 s CPU, 256 MB,
-no network); expected values never enter the sandbox, so no printed trick can fake a pass.
+no network); expected values never enter the sandbox, so no printed trick can fake a pass, and under
+bubblewrap the code cannot reach them either (it sees neither the project, the store nor other
+processes). Without bubblewrap a program can read a world-readable store's ``tasks.metadata`` and
+return the stored values: :func:`agentsynth.sandbox.isolation` says which applies.
 :func:`check` also says what went wrong first (the failing call and what the function returned or
 raised), never the expected value.
 """
