@@ -182,13 +182,14 @@ def answer_region(text: str) -> str | None:
     return _read(text, "region")
 
 
-def answer_readings(text: str) -> list[str]:
+def answer_readings(text: str, keep_stop: bool = False) -> list[str]:
     """The distinct non-empty readings of a reply's answer, for a lenient external scorer to try:
     :func:`final_answer`, :func:`answer_block` and :func:`answer_region` (the whole reply without
-    a mark), each also with its trailing full stop kept (answers that end in one)."""
+    a mark); with ``keep_stop`` (answers that may end in a full stop), each also with its trailing
+    full stop kept."""
     text = text if isinstance(text, str) else ""
     out: list[str | None] = []
-    for stop in (True, False):
+    for stop in (True, False) if keep_stop else (True,):
         line = _read(text, "line", stop)
         if line is None:
             out += [_unmarked(text, stop), text.strip()]
