@@ -48,6 +48,7 @@ _PAIRS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ('"', '"'), 
           ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"))
 _BACKTICKS = re.compile(r"(`{1,3})([^`]+)\1", re.S)
 _BLANK = re.compile(r"\n[ \t]*\n")
+_BRACE = re.compile(r"\\.|[{}]", re.S)  # an escaped character (skipped) or a brace
 _SPACE = re.compile(r"\s+")
 
 
@@ -55,16 +56,11 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
     """The content of the brace group whose ``{`` ends at ``start`` and the index after its ``}``:
     nested groups count, ``\\{`` and ``\\}`` do not; if the braces never balance, up to the last
     ``}`` of the text; None without any."""
-    depth, i = 1, start
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        depth += (c == "{") - (c == "}")
+    depth = 1
+    for m in _BRACE.finditer(text, start):
+        depth += {"{": 1, "}": -1}.get(m.group(), 0)
         if depth == 0:
-            return text[start:i], i + 1
-        i += 1
+            return text[start:m.start()], m.end()
     last = text.rfind("}")
     return (text[start:last], last + 1) if last >= start else None
 
@@ -73,7 +69,7 @@ def _unwrap(s: str, stop: bool = True) -> str:
     """``s`` without the wrappers around the whole of it (see the module docstring); ``stop``:
     also drop one trailing full stop."""
     s = s.strip()
-    for _ in range(32):
+    for _ in range(12):  # enough for real nesting, e.g. **$\boxed{\text{"x"}}$**. (and bounded work)
         t = s.strip("*").strip()
         if t != s:
             s = t
@@ -116,9 +112,10 @@ def _last_mark(text: str) -> re.Match[str] | None:
         i = bisect.bisect_right(starts, pos) - 1
         return i < 0 or not spans[i][0] <= pos < spans[i][1]
 
+    last_close = text.rfind("}")  # a \boxed{ with no } after it is no mark (checked without scanning)
     for rx in (_STRONG, _WEAK):
         for m in reversed(list(rx.finditer(text))):
-            if free(m.start()) and (m.lastgroup != "box" or _braced(text, m.end()) is not None):
+            if free(m.start()) and (m.lastgroup != "box" or m.end() <= last_close):
                 return m
     return None
 

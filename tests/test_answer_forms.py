@@ -71,3 +71,12 @@ def test_block_region_and_readings() -> None:
     assert answer_readings("Answer: He left.", keep_stop=True) == ["He left", "He left."]
     assert answer_readings("1 2\n3 4") == ["3 4", "1 2\n3 4"]
     assert answer_readings(None) == [] and final_answer(None) == ""  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(20)
+def test_adversarial_replies_cost_linear_time() -> None:
+    """Unclosed or deeply nested marks are read in one pass each (20,000 unclosed \\boxed{ took 8 minutes)."""
+    assert final_answer("\\boxed{" * 20_000).startswith("\\boxed{")  # no mark: the last line, as it is
+    assert final_answer("\\boxed{" * 20_000 + "}") == ""
+    assert final_answer("Answer: " + "\\text{" * 16_000 + "x" + "}" * 16_000).startswith("\\text{")
+    assert answer_readings("Answer: x\n" * 20_000 + "```" * 10_000, keep_stop=True)
