@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from random import Random
 from typing import Any
 
+from ..answers import final_answer
 from ..channels import (
     HINT_PREFIX, INCORRECT_MESSAGE, JUDGE_HEADER, JUDGE_PREFIX, NONE_MESSAGE, REFERENCE_PREFIX, SAME_JUDGE_PREFIX,
     SELF_PREFIX, SELF_REQUEST,
@@ -132,9 +133,8 @@ def _tokens(s: str) -> int:
 
 
 def _stated(answer_text: str) -> str | None:
-    m = re.findall(r"answer\s*:\s*(.+)", answer_text, re.I)
-    tail = m[-1] if m else answer_text
-    nums = _NUMBER.findall(tail)
+    """The last number of the reply's final answer (:func:`agentsynth.answers.final_answer`)."""
+    nums = _NUMBER.findall(final_answer(answer_text))
     return nums[-1] if nums else None
 
 
