@@ -23,6 +23,7 @@ the target); never an expression that works. ``format`` (a score) checks the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from typing import Union
@@ -47,19 +48,21 @@ def tables(nums: list[int]) -> list[dict[int, int]]:
     """For each subset of ``nums`` (a bitmask), every value its expressions (using each number of
     the subset exactly once) reach, with how many expressions (ordered trees) reach it."""
     out: list[dict[int, int]] = [{} for _ in range(1 << len(nums))]
-    for i, v in enumerate(nums):
-        out[1 << i] = {v: 1}
     for mask in sorted(range(1, 1 << len(nums)), key=lambda m: bin(m).count("1")):
         if mask & (mask - 1) == 0:
+            out[mask] = {nums[mask.bit_length() - 1]: 1}
             continue
         acc: dict[int, int] = defaultdict(int)
         sub = (mask - 1) & mask
-        while sub:
+        while sub > mask ^ sub:  # each split once: a + b, a * b count twice (either side first)
+            right = out[mask ^ sub].items()
             for a, ca in out[sub].items():
-                for b, cb in out[mask ^ sub].items():
-                    acc[a + b] += ca * cb
-                    acc[a - b] += ca * cb
-                    acc[a * b] += ca * cb
+                for b, cb in right:
+                    c = ca * cb
+                    acc[a + b] += 2 * c
+                    acc[a * b] += 2 * c
+                    acc[a - b] += c
+                    acc[b - a] += c
             sub = (sub - 1) & mask
         out[mask] = dict(acc)
     return out
@@ -68,7 +71,7 @@ def tables(nums: list[int]) -> list[dict[int, int]]:
 def expressions(nums: list[int], table: list[dict[int, int]], mask: int, target: int, limit: int) -> list[Tree]:
     """Up to ``limit`` expressions over exactly the numbers in ``mask`` whose value is ``target``."""
     if mask & (mask - 1) == 0:
-        return [nums[mask.bit_length() - 1]] if table[mask].get(target) else []
+        return [nums[mask.bit_length() - 1]] if target in table[mask] else []
     out: list[Tree] = []
     sub = (mask - 1) & mask
     while sub and len(out) < limit:
@@ -238,6 +241,31 @@ def problems(numbers: list[int], target: int, tree: Tree, claim: int | None) -> 
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def draw(level: int, key: int) -> tuple[tuple[int, ...], int, str, int, int]:
+    """A task of difficulty ``level`` drawn with seed ``key``: (numbers, target, reference, how many
+    expressions make the target, how many subsets of the numbers do). Cached: every sample of a
+    task draws it again."""
+    rng = np.random.default_rng(key)
+    k, top, lo, hi, fewest = LEVELS[level]
+    while True:
+        nums = sorted(int(x) for x in rng.choice(np.arange(2, top + 1), size=k, replace=False))
+        table = tables(nums)
+        ways: dict[int, int] = defaultdict(int)
+        subsets: dict[int, int] = defaultdict(int)
+        for mask in range(1, 1 << k):
+            for v, c in table[mask].items():
+                ways[v] += c
+                subsets[v] += 1
+        good = sorted(v for v in ways if lo <= v <= hi and v not in nums and subsets[v] >= 2 and ways[v] >= fewest)
+        if good:
+            break
+    target = good[int(rng.integers(len(good)))]
+    found = [t for mask in range(1, 1 << k) if target in table[mask] for t in expressions(nums, table, mask, target, 30)]
+    tidy = [t for t in found if _tidy(t)] or found
+    return tuple(nums), target, show(tidy[int(rng.integers(len(tidy)))]), ways[target], subsets[target]
+
+
 class CountdownEnv(TextEnv):
     """Make a target number from given numbers with + - * (each number at most once)."""
 
@@ -245,26 +273,10 @@ class CountdownEnv(TextEnv):
     domain = "countdown"
 
     def generate(self, rng: np.random.Generator) -> Task:
-        k, top, lo, hi, fewest = LEVELS[min(max(self.difficulty, 1), 3)]
-        while True:
-            nums = sorted(int(x) for x in rng.choice(np.arange(2, top + 1), size=k, replace=False))
-            table = tables(nums)
-            ways: dict[int, int] = defaultdict(int)
-            subsets: dict[int, int] = defaultdict(int)
-            for mask in range(1, 1 << k):
-                for v, c in table[mask].items():
-                    ways[v] += c
-                    subsets[v] += 1
-            good = sorted(v for v in ways if lo <= v <= hi and v not in nums and subsets[v] >= 2 and ways[v] >= fewest)
-            if good:
-                break
-        target = good[int(rng.integers(len(good)))]
-        found = [t for mask in range(1, 1 << k) if target in table[mask] for t in expressions(nums, table, mask, target, 200)]
-        tidy = [t for t in found if _tidy(t)] or found
-        ref = tidy[int(rng.integers(len(tidy)))]
+        nums, target, ref, ways, subsets = draw(min(max(self.difficulty, 1), 3), int(rng.integers(2**63)))
         prompt = (f"Make {target} from {', '.join(map(str, nums))} using + - * and each number at most once. "
                   "End with 'Answer: <expression>'.")
-        return self.make_task(prompt, show(ref), numbers=nums, target=target, solutions=ways[target], subsets=subsets[target])
+        return self.make_task(prompt, ref, numbers=list(nums), target=target, solutions=ways, subsets=subsets)
 
     def verify(self, task: Task, answer: str) -> bool:
         tree, claim, _ = read(answer)

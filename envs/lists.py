@@ -19,6 +19,7 @@ score) checks the ``Answer: <n1>, <n2>, ...`` line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from fractions import Fraction
@@ -44,7 +45,8 @@ def allowed(m: dict) -> list[int]:
     return [v for v in range(m["low"], m["high"] + 1) if KINDS[m["kind"]](v)]
 
 
-def count(pool: list[int], k: int, total: int) -> int:
+@functools.lru_cache(maxsize=4096)
+def count(pool: tuple[int, ...], k: int, total: int) -> int:
     """How many k-subsets of ``pool`` sum to ``total`` (each is one increasing list)."""
     ways = [[0] * (total + 1) for _ in range(k + 1)]
     ways[0][0] = 1
@@ -112,7 +114,7 @@ class ListsEnv(TextEnv):
             low = 1 if d < 3 else int(rng.integers(5, 16))
             high = {1: 20, 2: 40, 3: low + 45}[d]
             m = {"count": k, "kind": kind, "low": low, "high": high}
-            pool = allowed(m)
+            pool = tuple(allowed(m))
             ref = sorted(int(x) for x in rng.choice(pool, size=k, replace=False))
             m["sum"] = sum(ref)
             n = count(pool, k, m["sum"])

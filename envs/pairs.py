@@ -41,18 +41,31 @@ def _cmp(rel: str, x: int, y: int) -> bool:
     return x > y if rel == ">" else x < y
 
 
+def holds(c: Condition, a: int, b: int) -> bool:
+    """Whether the pair (a, b) meets condition ``c``."""
+    if c[0] == "sum":
+        return a + b == c[1]
+    if c[0] == "diff":
+        return _cmp(c[1], a - b, c[2])
+    if c[0] == "prop":
+        return PROPS[c[2]](a if c[1] == "a" else b)
+    return _cmp(c[1], a * b, c[2])
+
+
 def failures(conds: list[Condition], a: int, b: int) -> list[str]:
     """What the pair (a, b) gets wrong, one sentence per broken condition (empty: it is correct)."""
     out = []
     bigger = {">": "greater", "<": "less"}
     for c in conds:
-        if c[0] == "sum" and a + b != c[1]:
+        if holds(c, a, b):
+            continue
+        if c[0] == "sum":
             out.append(f"a + b is {a + b}, but it must be {c[1]}")
-        elif c[0] == "diff" and not _cmp(c[1], a - b, c[2]):
+        elif c[0] == "diff":
             out.append(f"a - b is {a - b}, but it must be {bigger[c[1]]} than {c[2]}")
-        elif c[0] == "prop" and not PROPS[c[2]]({"a": a, "b": b}[c[1]]):
-            out.append(f"{c[1]} is {({'a': a, 'b': b}[c[1]])}, which is not {c[2]}")
-        elif c[0] == "prod" and not _cmp(c[1], a * b, c[2]):
+        elif c[0] == "prop":
+            out.append(f"{c[1]} is {a if c[1] == 'a' else b}, which is not {c[2]}")
+        else:
             out.append(f"a * b is {a * b}, but it must be {bigger[c[1]]} than {c[2]}")
     return out
 
@@ -65,7 +78,7 @@ def describe(c: Condition) -> str:
 def solutions(conds: list[Condition]) -> list[tuple[int, int]]:
     """Every correct pair (a + b = S fixes a once b is chosen)."""
     s = conds[0][1]
-    return [(s - b, b) for b in range(1, s) if not failures(conds, s - b, b)]
+    return [(s - b, b) for b in range(1, s) if all(holds(c, s - b, b) for c in conds)]
 
 
 def read(reply: object) -> tuple[Fraction, Fraction] | None:
