@@ -2,12 +2,13 @@
 most once. One of the many-answer domains: a target is reachable in many ways (other numbers,
 other operations, other orders) and the reference is only one of them.
 
-Difficulty 1: three distinct numbers from 2..10 and a target in 10..60; 2: four from 2..12, target
-20..100; 3: five from 2..15, target 50..200. The generator keeps targets that at least two
-different subsets of the numbers reach and that have at least 4 / 8 / 16 expressions;
+Difficulty 1: four distinct numbers from 2..12 and a target in 10..60 that two of them make; 2:
+four from 2..12, a target in 20..100 that needs at least three of them; 3: five from 2..15, a
+target in 50..200 that needs at least three. The generator keeps targets that at least two
+different subsets of the numbers reach and that have at least 6 / 8 / 16 expressions;
 ``metadata["solutions"]`` counts every expression (as an ordered tree: ``3*8+7`` and ``7+8*3``
-are two) and the reference is one drawn at random among those that read naturally (every step
-positive, chains left to right).
+are two) and the reference is one drawn at random among those with the fewest numbers that read
+naturally (every step positive, chains left to right).
 
 Accepted: ANY expression over the given numbers (each at most as often as given; numbers may go
 unused) with + - * (``×``, ``·``, ``\\times``, ``\\cdot``, ``x`` between operands; ``−``) and
@@ -36,8 +37,9 @@ from rubrics import answer_line
 from ._keys import answer_key
 
 Tree = Union[int, tuple[str, "Tree", "Tree"]]
-LEVELS = {1: (3, 10, 10, 60, 4), 2: (4, 12, 20, 100, 8), 3: (5, 15, 50, 200, 16)}
-"""difficulty: (how many numbers, largest number, target range, fewest expressions)"""
+LEVELS = {1: (4, 12, 10, 60, 6, 2), 2: (4, 12, 20, 100, 8, 3), 3: (5, 15, 50, 200, 16, 3)}
+"""difficulty: (how many numbers, largest number, target range, fewest expressions, how many
+numbers the shortest expression uses: exactly two at 1, at least three at 2 and 3)"""
 _PREC = {"+": 1, "-": 1, "*": 2}
 _TIMES = re.compile(r"\\times|\\cdot|[×·∙⋅✕]|(?<=[\d)\s])[xX](?=[\s\d(])")
 _SPAN = re.compile(r"[\d(][\d\s+\-*/÷^()=]*")
@@ -247,21 +249,27 @@ def draw(level: int, key: int) -> tuple[tuple[int, ...], int, str, int, int]:
     expressions make the target, how many subsets of the numbers do). Cached: every sample of a
     task draws it again."""
     rng = np.random.default_rng(key)
-    k, top, lo, hi, fewest = LEVELS[level]
+    k, top, lo, hi, fewest, needs = LEVELS[level]
     while True:
         nums = sorted(int(x) for x in rng.choice(np.arange(2, top + 1), size=k, replace=False))
         table = tables(nums)
         ways: dict[int, int] = defaultdict(int)
         subsets: dict[int, int] = defaultdict(int)
+        short: list[set[int]] = [set(), set(), set()]  # made with 1, 2 numbers
         for mask in range(1, 1 << k):
             for v, c in table[mask].items():
                 ways[v] += c
                 subsets[v] += 1
-        good = sorted(v for v in ways if lo <= v <= hi and v not in nums and subsets[v] >= 2 and ways[v] >= fewest)
+            if bin(mask).count("1") <= 2:
+                short[bin(mask).count("1")].update(table[mask])
+        fits = short[2] - short[1] if needs == 2 else set(ways) - short[1] - short[2]
+        good = sorted(v for v in fits if lo <= v <= hi and subsets[v] >= 2 and ways[v] >= fewest)
         if good:
             break
     target = good[int(rng.integers(len(good)))]
-    found = [t for mask in range(1, 1 << k) if target in table[mask] for t in expressions(nums, table, mask, target, 30)]
+    size = min(bin(mask).count("1") for mask in range(1, 1 << k) if target in table[mask])
+    found = [t for mask in range(1, 1 << k) if target in table[mask] and bin(mask).count("1") == size
+             for t in expressions(nums, table, mask, target, 30)]
     tidy = [t for t in found if _tidy(t)] or found
     return tuple(nums), target, show(tidy[int(rng.integers(len(tidy)))]), ways[target], subsets[target]
 

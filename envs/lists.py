@@ -2,8 +2,8 @@
 property). One of the many-answer domains: a sum has many decompositions and the reference is
 only one of them.
 
-Difficulty 1: three integers from 1 to 20; 2: four even / odd / multiples of 3 from 1 to 40; 3:
-five such numbers from a range starting above 1 (from 5..15 to 50..60). The generator draws the
+Difficulty 1: three integers from 1 to N (N in 12..30); 2: four even / odd / multiples of 3 from 1
+to N (N in 20..50); 3: five such numbers from L to H (L in 5..15, H 30..50 above L). The generator draws the
 reference, sets the sum to its total and keeps tasks with at least 5 / 10 / 20 solutions
 (``metadata["solutions"]`` counts them).
 
@@ -112,7 +112,7 @@ class ListsEnv(TextEnv):
         while True:
             kind = "" if d == 1 else list(KINDS)[int(rng.integers(1, len(KINDS)))]
             low = 1 if d < 3 else int(rng.integers(5, 16))
-            high = {1: 20, 2: 40, 3: low + 45}[d]
+            high = int(rng.integers(*{1: (12, 31), 2: (20, 51), 3: (low + 30, low + 51)}[d]))
             m = {"count": k, "kind": kind, "low": low, "high": high}
             pool = tuple(allowed(m))
             ref = sorted(int(x) for x in rng.choice(pool, size=k, replace=False))

@@ -161,8 +161,9 @@ def countdown(prompt: str) -> Problem | None:
     right, wrong = _search(nums, target)
     if not right:
         return None
-    return Problem("countdown", right[0], float(len(nums) - 2), list(wrong), render=_render_for(target), extract=_extract,
-                   alternatives=right[1:])
+    needs = min(len(re.findall(r"\d+", r)) for r in right)  # how many numbers the shortest way takes
+    return Problem("countdown", right[0], float(needs - 1 + max(0, len(nums) - 4)), list(wrong), render=_render_for(target),
+                   extract=_extract, alternatives=right[1:])
 
 
 SOLVER = countdown
