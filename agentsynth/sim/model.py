@@ -257,10 +257,7 @@ class SimModel:
     def _verdict(self, prob: Problem | None, answer: str, rng: Random) -> str:
         extract = prob.extract if prob is not None and prob.extract is not None else _stated
         stated = extract(answer) if answer else None
-        agrees = False
-        if prob is not None and stated is not None:
-            belief = self.belief(prob)
-            agrees = stated == belief or (belief == prob.answer and stated in prob.alternatives)
+        agrees = prob is not None and stated is not None and stated == self.belief(prob)
         yes = rng.random() < (self.params.judge_agree if agrees else self.params.judge_disagree)
         if yes:
             return "I re-checked the steps and they look right.\nVERDICT: correct"

@@ -33,5 +33,5 @@ class Problem:
     None: the last number after ``Answer:``."""
     alternatives: list[str] = field(default_factory=list)
     """Other correct answers it knows, in ``answer``'s form (tasks with many correct answers): a
-    correct reply gives one of them at random with probability ``SimParams.variety``, and its
-    review counts them as agreeing with ``answer``."""
+    correct reply gives one of them at random with probability ``SimParams.variety``. Its review
+    still compares with its belief alone (``answer`` or its favourite mistake), so it stays closed."""
