@@ -1,8 +1,8 @@
 """Pairs: two positive integers with a given sum and a bound on their difference. One of the
 many-answer domains: a task has many correct answers and the reference is only one of them.
 
-Difficulty 1: ``a + b = S`` and ``a - b > D`` (or ``< D``), S in 10..30; 2: also a property of a
-or b (even, odd, a multiple of 3), S in 12..40; 3: also a bound on ``a * b``, S in 16..50. The
+Difficulty 1: ``a + b = S`` and ``a - b > D`` (or ``< D``), S in 10..40; 2: also a property of a
+or b (even, odd, a multiple of 3), S in 12..50; 3: also a bound on ``a * b``, S in 16..60. The
 generator keeps tasks with at least four solutions where every condition rules some pair out;
 the reference is one solution drawn at random (``metadata["solutions"]`` counts them all).
 
@@ -111,7 +111,7 @@ class PairsEnv(TextEnv):
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(max(self.difficulty, 1), 3)
-        lo, hi = {1: (10, 30), 2: (12, 40), 3: (16, 50)}[d]
+        lo, hi = {1: (10, 40), 2: (12, 50), 3: (16, 60)}[d]
         while True:
             s = int(rng.integers(lo, hi + 1))
             rel = ">" if rng.random() < 0.6 else "<"
