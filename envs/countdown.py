@@ -12,10 +12,10 @@ naturally (every step positive, chains left to right).
 
 Accepted: ANY expression over the given numbers (each at most as often as given; numbers may go
 unused) with + - * (``×``, ``·``, ``\\times``, ``\\cdot``, ``x`` between operands; ``−``) and
-parentheses whose value is the target, read from the final answer (:func:`agentsynth.final_answer`:
-every form of the README's "Answer forms" table), optionally with ``= <target>`` after it (or
-before it); in prose the last stretch of expression characters holding an operator is read
-(``One way is 3 × 8 + 7 = 31``). Rejected: division, powers, unary minus, a number not given or
+parentheses (or brackets) whose value is the target, read from the final answer
+(:func:`agentsynth.final_answer`: every form of the README's "Answer forms" table), optionally
+with ``= <target>`` after it (or before it); in prose the last stretch of expression characters
+holding an operator is read (``One way is 3 × 8 + 7 = 31``). Rejected: division, powers, unary minus, a number not given or
 used too often, a wrong value, a wrong ``= N``. The hint says what is wrong (a number not given
 or used too often, an operation not allowed, the value the expression has and how far it is from
 the target); never an expression that works. ``format`` (a score) checks the
