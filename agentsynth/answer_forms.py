@@ -53,6 +53,7 @@ def render(form: str, answer: str, distractor: str, draft: bool = True) -> str:
 LEVELS: dict[str, tuple[int, ...]] = {
     "arithmetic": (1, 2, 3), "algebra": (1, 2, 3), "units": (1, 2, 3), "strings": (1, 2, 3, 4, 5, 6),
     "logic": (1, 2, 3, 4, 5, 6, 7), "code": (1, 2, 3), "sql": (1, 2, 3), "extraction": (1, 2, 3), "tools": (1, 2, 3),
+    "pairs": (1, 2, 3), "countdown": (1, 2, 3), "lists": (1, 2, 3),
 }
 """The built-in domains' difficulty levels to draw from: each distinct level for strings (1-6 steps)
 and logic (2-8 people); 1-3 for the others (the levels their generators tell apart, past which
@@ -71,7 +72,7 @@ def reference(task: Task) -> str:
 def wrong_answers(task: Task) -> list[str]:
     """Plausible wrong answers to a built-in domain's task, most telling first (empty for other
     domains). They are meant to be checked against the truth: for ``logic`` some may be another
-    consistent assignment."""
+    consistent assignment (and for the many-answer domains, another correct answer)."""
     a, m = reference(task), task.metadata
     if task.domain in ("arithmetic", "tools"):
         return [str(int(a) + 1), str(int(a) - 1)]
@@ -95,6 +96,14 @@ def wrong_answers(task: Task) -> list[str]:
         obj = json.loads(a)
         key = next(k for k in ("name", "title", *obj) if isinstance(obj.get(k), str))
         return [json.dumps({**obj, key: obj[key] + " Jr"}, sort_keys=True, separators=(",", ":"))]
+    if task.domain == "pairs":  # the sum off by one; a and b swapped
+        a_, b_ = (int(x.split("=")[1]) for x in a.split(", "))
+        return [f"a={a_ + 1}, b={b_}", f"a={b_}, b={a_}"]
+    if task.domain == "countdown":  # one more; the last operation changed
+        return [f"{a}+1", a[::-1].replace("+", "-", 1)[::-1] if "+" in a else a + "-1"]
+    if task.domain == "lists":  # the last number one higher (the sum off by one); the order reversed
+        nums = a.split(", ")
+        return [", ".join(nums[:-1] + [str(int(nums[-1]) + 1)]), ", ".join(nums[::-1])]
     return []
 
 
