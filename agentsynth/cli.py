@@ -23,7 +23,9 @@ EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"error: {message}", err=True)
+    from .credentials import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
 
 

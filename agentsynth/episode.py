@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from .answers import final_answer, normalize
+from .credentials import redact
 from .env import TextEnv
 from .models.base import ChatModel, Completion, ModelError
 from .signals import GraderError, JudgeError, JudgeFn
@@ -232,6 +233,8 @@ async def run_episode(
         status, error = "error", f"internal: {_describe(exc)}"
     finally:
         env.policy_model = env.judge_model = None
+    if error is not None:  # what is stored and printed of a failure: no credential, whoever wrote the text
+        error = redact(error)
     carry = carry or {}
     episode = {
         "episode_id": episode_id, "run_id": run_id, "task_id": task_id,

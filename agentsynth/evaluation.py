@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.estimators import wilson
+from .credentials import strip_credentials
 from .models import schemes
 from .models.base import ModelError
 from .registry import UnknownEnvironment, resolve
@@ -165,7 +166,8 @@ def eval_spec(
     spec = parse_spec(data, source="evaluation")
     content = spec.content()
     content.pop("name")
-    key_data: dict[str, Any] = {"content": content, "base_url": base_url, "trained_on": trained_on}
+    endpoint = strip_credentials(spec.base_url)  # the name may not depend on (or reveal a hash of) a key
+    key_data: dict[str, Any] = {"content": content, "base_url": endpoint, "trained_on": trained_on}
     if schemes.in_process(model, base_url):
         try:
             ident = schemes.identity(model)
@@ -209,7 +211,7 @@ async def _preflight(spec: RunSpec) -> None:
         await model.complete([{"role": "user", "content": "Reply with the word OK."}], temperature=0.0, seed=0,
                              max_tokens=16)
     except ModelError as exc:
-        where = spec.base_url or "api.openai.com"
+        where = strip_credentials(spec.base_url) or "api.openai.com"
         raise EvalFailed(f"cannot evaluate {spec.model!r} at {where}: {exc}") from None
     finally:
         await model.aclose()

@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .credentials import check_base_url, strip_credentials
+
 EVAL_SEED_START = 1_000_000_000
 """First task seed of held-out evaluation (``agentsynth eval``). Synthesis runs use seeds below it
 and evaluation runs seeds from it up, so a model is never scored on a task drawn from a seed its
@@ -54,23 +56,33 @@ class EnvSpec(BaseModel):
         return [self.feedback] if isinstance(self.feedback, str) else list(dict.fromkeys(self.feedback))
 
 
+def _check_key_env(v: str | None) -> str | None:
+    if v and (v.startswith("sk-") or len(v) > 64):
+        raise ValueError("api_key_env names an environment variable; never put the key itself in a spec")
+    return v
+
+
 class JudgeSpec(BaseModel):
     """The run's judge model (the ``judge`` channel). Without one, the policy judges itself."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a bad value may be a key
 
     model: str = "sim"
     base_url: str | None = None
-    api_key_env: str | None = None
+    api_key_env: str | None = Field(None, description="the judge's key variable; unset: the policy's, at the policy's URL")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim parameters when model = 'sim'")
+
+    _base_url = field_validator("base_url")(check_base_url)
+    _key_env = field_validator("api_key_env")(_check_key_env)
 
 
 class RunSpec(BaseModel):
     """A whole run. Fields not in the content hash (concurrency, store, endpoint, key variable,
-    timeouts) can change between resumes; the others cannot."""
+    timeouts) can change between resumes; the others cannot. A base URL with userinfo
+    (``user:password@``) is refused; a query string is kept for requests but never stored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a bad value may be a key
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     model: str = "sim"
@@ -93,9 +105,12 @@ class RunSpec(BaseModel):
     judge: JudgeSpec | None = Field(None, description="a judge model other than the policy")
 
     def judge_is_policy(self) -> bool:
-        """True when the judge is the policy model itself (no [judge], or the same model)."""
+        """True when the judge is the policy model itself: no [judge], or the same model at the
+        same URL (query included) with the same key (``api_key_env`` unset or the same variable).
+        A judge with a key of its own is another endpoint identity, even for the same model."""
         j = self.judge
-        return j is None or (j.model == self.model and j.base_url == self.base_url and j.sim == self.sim)
+        return j is None or (j.model == self.model and j.base_url == self.base_url and j.sim == self.sim
+                             and j.api_key_env in (None, self.api_key_env))
 
     @field_validator("envs")
     @classmethod
@@ -115,23 +130,27 @@ class RunSpec(BaseModel):
                     f"not {e.seed_start:,}")})
         return envs
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _not_a_key(cls, v: str | None) -> str | None:
-        if v and (v.startswith("sk-") or len(v) > 64):
-            raise ValueError("api_key_env names an environment variable; never put the key itself in a spec")
-        return v
+    _base_url = field_validator("base_url")(check_base_url)
+    _key_env = field_validator("api_key_env")(_check_key_env)
 
     _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "transport"}
 
+    def _dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The content fields as JSON data, the judge's URL without credentials."""
+        data = self.model_dump(mode="json", exclude=self._RUNTIME, **kwargs)
+        judge = data.get("judge")
+        if judge and judge.get("base_url"):
+            judge["base_url"] = strip_credentials(judge["base_url"])
+        return data
+
     def content(self) -> dict[str, Any]:
         """The fields that decide what the run produces (hashed; stored as the run's spec)."""
-        return self.model_dump(mode="json", exclude=self._RUNTIME)
+        return self._dump()
 
     def spec_hash(self) -> str:
         """Hash of the content fields that differ from their defaults: a resumed run must have the
         same. Leaving defaults out keeps stored runs resumable when a later version adds a field."""
-        data = self.model_dump(mode="json", exclude=self._RUNTIME, exclude_defaults=True)
+        data = self._dump(exclude_defaults=True)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

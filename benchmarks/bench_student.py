@@ -115,7 +115,7 @@ def curve(args: argparse.Namespace) -> None:
           f"[{_load()}]")
 
     if args.round_steps:
-        one_round(args, student, chat, env, tasks, train_ids)
+        one_round(args, student, chat, env, tasks, train_ids, examples)
 
     with tempfile.TemporaryDirectory(prefix="agentsynth-bench-student-") as tmp:
         student.save(Path(tmp) / "ckpt", {"parent": None, "data": {"source": "bench"}, "training": report.to_dict()})
@@ -133,11 +133,12 @@ def curve(args: argparse.Namespace) -> None:
     print(f"peak RSS {_peak_mb():.0f} MB")
 
 
-def one_round(args: argparse.Namespace, student, chat, env, tasks, train_ids: set[str]) -> None:  # noqa: ANN001
+def one_round(args: argparse.Namespace, student, chat, env, tasks, train_ids: set[str], base_examples) -> None:  # noqa: ANN001
     """One verifier-selected round, as the loop will run it: sample ``--k`` replies at T=1 for
     ``--round-tasks`` fresh training-range tasks, keep the ones the environment verifies, fine-tune
-    a copy ``--round-steps`` steps (lr 1e-3, the ``agentsynth train`` default) and measure
-    held-out greedy accuracy before and after."""
+    a copy ``--round-steps`` steps at each of ``--round-lrs`` (``agentsynth train``'s default is
+    3e-4) with each ``--round-replays`` fraction of the base's data, and measure held-out greedy
+    accuracy before and after."""
     import copy
 
     from agentsynth.student import Example, StudentModel, TrainConfig, train
@@ -151,16 +152,21 @@ def one_round(args: argparse.Namespace, student, chat, env, tasks, train_ids: se
     prompts = [[{"role": "user", "content": tk.prompt}] for tk in pool]
     samples = chat.generate(prompts, n=args.k, temperature=1.0, seed=1, max_tokens=32)
     kept = [Example(p, r.text) for p, tk, rs in zip(prompts, pool, samples) for r in rs if env.verify(tk, r.text)]
-    t_sample = time.perf_counter() - t
-    child = Student(copy.deepcopy(student.model), student.tokenizer, {})
-    t = time.perf_counter()
-    report = train(child.model, child.tokenizer, kept, TrainConfig(steps=args.round_steps, lr=1e-3, warmup=10, seed=1))
-    t_train = time.perf_counter() - t
     before = accuracy(chat, env, tasks, train_ids)
-    after = accuracy(StudentModel(child, name="child"), env, tasks, train_ids)
-    print(f"one verifier-selected round: {len(kept)} of {len(pool) * args.k} samples kept ({t_sample:.1f}s), "
-          f"{args.round_steps} steps ({t_train:.1f}s): held-out greedy {100 * before[0]:.1f}% -> {100 * after[0]:.1f}%, "
-          f"not trained on {100 * before[1]:.1f}% -> {100 * after[1]:.1f}% [{_load()}]")
+    print(f"one verifier-selected round: {len(kept)} of {len(pool) * args.k} samples kept "
+          f"({time.perf_counter() - t:.1f}s); held-out greedy before {100 * before[0]:.1f}% "
+          f"(not trained on {100 * before[1]:.1f}%)")
+    for lr in (float(x) for x in args.round_lrs.split(",")):
+        for replay in (float(x) for x in args.round_replays.split(",")):
+            child = Student(copy.deepcopy(student.model), student.tokenizer, {})
+            t = time.perf_counter()
+            train(child.model, child.tokenizer, kept, TrainConfig(steps=args.round_steps, lr=lr, warmup=10, seed=1,
+                                                                  replay=replay), replay=base_examples if replay else ())
+            t_train = time.perf_counter() - t
+            after = accuracy(StudentModel(child, name="child"), env, tasks, train_ids)
+            print(f"  {args.round_steps} steps at lr {lr:g}, replay {replay:g} ({t_train:.1f}s): held-out greedy "
+                  f"{100 * after[0]:.1f}% ({100 * (after[0] - before[0]):+.1f}), not trained on {100 * after[1]:.1f}% "
+                  f"({100 * (after[1] - before[1]):+.1f}) [{_load()}]", flush=True)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -225,6 +231,8 @@ def main() -> None:
     ap.add_argument("--curve-only", action="store_true", help="only the learning curve (no sampling or runner measurement)")
     ap.add_argument("--round-tasks", type=int, default=2000, help="tasks sampled in the verifier-selected round")
     ap.add_argument("--round-steps", type=int, default=200, help="fine-tuning steps of that round (0: skip it)")
+    ap.add_argument("--round-lrs", default="1e-3,3e-4", help="learning rates tried in that round")
+    ap.add_argument("--round-replays", default="0,0.5", help="replay fractions (of the base's data) tried in that round")
     args = ap.parse_args()
     if args.tokenizer:
         tokenizer(args)

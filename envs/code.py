@@ -8,16 +8,22 @@ family's edge cases: empty input, boundaries, ...), whose expected values the re
 computes at generate time (``metadata["tests"]`` / ``["expected"]``).
 
 Accepted: any reply whose code defines the named function and returns the expected value on every
-hidden test, whatever the implementation; the code is the last ```python (or ```py, or
-unlabelled) block that defines the function, else the last such block, else the whole reply (bare
-code, an unterminated fence); CRLF line ends and a block indented as a whole are fine, and code
+hidden test, whatever the implementation. The code is read within what the last answer mark
+introduces (``Answer:``, ``\\boxed{}``, ...: :func:`agentsynth.answers.answer_region`) if that
+defines a function, else within the whole reply: the last ```python (or ```py, or unlabelled)
+block that defines the function, else the last such block, else all of it (bare code, an
+unterminated fence); CRLF line ends and a block indented as a whole are fine, and code
 under ``if __name__ == "__main__":`` does not run. Outputs compare as values: a tuple for a list
 and an integral float for an int are accepted, 1 for True is not. The code runs in
 :mod:`agentsynth.sandbox` (3 s wall clock, 2 s CPU, 256 MB, no network); expected values never
-enter the sandbox, so no printed trick can fake a pass. The hint names the first failing input
-and what the function returned or raised ("your function returned X for input Y; that is not
-correct"), or that it timed out, never the expected value. ``format`` (a score, not task
-relevant) checks for a ```python block defining the function.
+enter the sandbox, so no printed trick can fake a pass. Looking them up elsewhere is prevented only
+under bubblewrap, where the code sees neither the project, the store (``tasks.metadata`` holds the
+tests and expected values) nor other processes; without it (``isolation().bwrap`` is None, and a
+warning says so) a program can read a world-readable store and pass every task it finds there
+(README, "The code sandbox"). The hint names the first failing input and what the function
+returned or raised ("your function returned X for input Y; that is not correct"), or that it
+timed out, never the expected value. ``format`` (a score, not task relevant) checks for a
+```python block defining the function.
 """
 
 from __future__ import annotations

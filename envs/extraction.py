@@ -2,14 +2,16 @@
 object matching a given JSON schema that holds the text's facts.
 
 Difficulty 1 asks for 3 flat fields, 2 for 5 (the text also states a fact the schema does not ask
-for), 3 for 6 including a nested object and a list. Accepted: the last ```json (or bare ```) block,
-else the last JSON object in the reply, whatever the prose around it, the key order or the layout;
-it must validate against the schema (types, required keys, no extra keys, dates as YYYY-MM-DD;
-integers may be written 1200.0) and hold the facts: strings equal ignoring case and spacing,
-numbers numerically, lists in any order where the schema says ``"x-unordered": true``. The hint
-names the first field that is missing, unexpected, of the wrong type or form, else every field
-with a wrong value, by name only. ``format`` (a score, task_relevant False: satisfiable without
-solving): a JSON object that validates against the schema.
+for), 3 for 6 including a nested object and a list. Accepted: within what the last answer mark
+introduces (``Answer:``, ``\\boxed{}``, ...: :func:`agentsynth.answers.answer_region`) if it holds a
+``{``, else within the whole reply, the last ```json (or bare ```) block, else the last JSON
+object, whatever the prose around it, the key order or the layout; it must validate against the
+schema (types, required keys, no extra keys, dates as YYYY-MM-DD; integers may be written 1200.0)
+and hold the facts: strings equal ignoring case and spacing, numbers numerically, lists in any
+order where the schema says ``"x-unordered": true``. The hint names the first field that is
+missing, unexpected, of the wrong type or form, else every field with a wrong value, by name only.
+``format`` (a score, task_relevant False: satisfiable without solving): a JSON object that
+validates against the schema.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import numpy as np
 
 from agentsynth import Task, TextEnv, grader
+from agentsynth.answers import answer_region
 
 from ._keys import answer_key
 
@@ -110,10 +113,13 @@ def _facts(kind: int, rng: np.random.Generator):
 
 
 def parse_json(text: object) -> object:
-    """The JSON a reply gives: the last ```json/bare block that parses, else the last top-level JSON
-    object in the text (None: there is none)."""
+    """The JSON a reply gives, within what its last answer mark introduces
+    (:func:`agentsynth.answers.answer_region`) if that holds a ``{``, else within the whole reply:
+    the last ```json/bare block that parses, else the last top-level JSON object (None: none)."""
     if not isinstance(text, str) or len(text) > 100_000:
         return None
+    region = answer_region(text)
+    text = region if region is not None and "{" in region else text
     for lang, body in reversed(_BLOCK.findall(text)):
         try:
             return json.loads(body)

@@ -7,14 +7,16 @@ so that it is true iff its speaker is a knight, so the hidden assignment is alwa
 three such drafts it keeps the one with the fewest consistent assignments. Several may remain.
 
 Accepted: ANY assignment under which every statement is true iff its speaker is a knight (checked
-by brute force over the parsed answer, not against the reference). The answer is read from the
-first paragraph after the last ``Answer:`` (else the last line) and parsed liberally: any case,
-any separators and order ("A=knight, B=knave", "a: Knave; b: KNIGHT", "A is a knight, B is not a
-knight", "B and C are knaves, A is a knight", "Knights: A, C. Knaves: B"; "truth-teller"/"liar" also
-work). Every person needs a kind; a person given both kinds is rejected. The hint names the first
-speaker whose statement the given assignment makes inconsistent (and how many others), or what is
-missing from the answer; never the assignment. ``format`` (a score) checks that the ``Answer:``
-line assigns every person exactly once.
+by brute force over the parsed answer, not against the reference). The answer is read as
+:func:`agentsynth.answers.answer_block` reads it (the paragraph the last ``Answer:`` introduces,
+``\\boxed{...}``, ``The answer is ...``, else the last line: every form of the README's "Answer
+forms" table) and parsed liberally: any case, any separators and order ("A=knight, B=knave",
+"a: Knave; b: KNIGHT", "A is a knight, B is not a knight", "B and C are knaves, A is a knight",
+"Knights: A, C. Knaves: B"; "truth-teller"/"liar" also work). Every person needs a kind; a person
+given both kinds is rejected. The hint names the first speaker whose statement the given
+assignment makes inconsistent (and how many others), or what is missing from the answer; never the
+assignment. ``format`` (a score) checks that the reply has an answer mark and its answer assigns
+every person exactly once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 import numpy as np
 
 from agentsynth import Task, TextEnv, grader
+from agentsynth.answers import answer_block, answer_region
 
 from ._keys import answer_key
 
@@ -32,7 +35,6 @@ FAMILIES = (("knight", "knave"), ("same", "diff"), ("same", "diff1"), ("any_knav
             ("any_knight", "all_knaves"))
 PEOPLE = [chr(65 + i) for i in range(8)]  # the most a puzzle has (difficulty 7+)
 KIND = {True: "knight", False: "knave"}
-_MARK = re.compile(r"answer\s*(?:[:=]|is\b)", re.I)
 _ROLE = r"(?:knights?|knaves?|truth[- ]?tellers?|liars?)"
 _TOKEN = re.compile(rf"(?P<either>\b{_ROLE}\s*(?:\||/|\bor\b)\s*{_ROLE})|(?P<not>\bnot\s+(?:an?\s+)?)?(?P<role>\b{_ROLE})\b"
                     r"|\b(?P<name>[A-Za-z])\b(?P<eq>\s*[=:])?", re.I)
@@ -90,14 +92,9 @@ def parse(text: str, people: list[str]) -> dict[str, list[bool]]:
 
 
 def answer_part(reply: object) -> str:
-    """The first paragraph after the last ``Answer:``, else the last non-empty line."""
-    if not isinstance(reply, str):
-        return ""
-    marks = list(_MARK.finditer(reply))
-    if marks:
-        return re.split(r"\n\s*\n", reply[marks[-1].end():].strip(), maxsplit=1)[0]
-    lines = [ln for ln in reply.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    """The answer as :func:`agentsynth.answers.answer_block` reads it: the paragraph the last answer
+    mark introduces (from its line on), ``\\boxed{}``'s content, else the last non-empty line."""
+    return answer_block(reply) if isinstance(reply, str) else ""
 
 
 def assignment(task: Task, reply: object) -> tuple[dict[str, bool] | None, str]:
@@ -117,7 +114,7 @@ def assignment(task: Task, reply: object) -> tuple[dict[str, bool] | None, str]:
 @grader("format", source="rubric", meta_level=0, task_relevant=False,
         description="the Answer line assigns every person a kind exactly once")
 def assigned_once(ctx) -> bool:
-    if not isinstance(ctx.answer, str) or not _MARK.search(ctx.answer):
+    if not isinstance(ctx.answer, str) or answer_region(ctx.answer) is None:
         return False
     return all(len(v) == 1 for v in parse(answer_part(ctx.answer), ctx.task.metadata["people"]).values())
 

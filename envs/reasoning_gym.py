@@ -5,9 +5,11 @@
 entry's answer. ``domain`` is the task's family (``reasoning_gym.<family>.<task>``, as reasoning-gym's
 own ``category``). ``difficulty`` d applies the task's curriculum at global level d - 1 (then
 ``task_config`` on top); without a curriculum, or if its config is invalid, the defaults are used.
-Truth: the dataset's ``score_answer`` on the final answer (the ``Answer:`` line or the block after it)
-is 1.0; the entry is rebuilt from the stored name, config and seed, so a stored task verifies in a
-fresh process; scorers that raise or warn on garbage give False. ``raw_score`` records the raw score
+Truth: the dataset's ``score_answer`` on the final answer is 1.0, the answer read by
+:mod:`agentsynth.answers` like every domain's (``Answer: 24.``, ``**Answer:**`` then the answer,
+``\\boxed{24}``, ``$24$``, ``The answer is 24.``, ...: the best score over its readings); the entry
+is rebuilt from the stored name, config and seed, so a stored task verifies in a fresh process;
+scorers that raise or warn on garbage give False. ``raw_score`` records the raw score
 (partial credit). No hint. Caveats (reasoning-gym 0.1.25): ``game_of_life_halting``'s scorer checks
 ``bool(answer) == bool(entry["answer"])`` on strings, so any non-empty reply passes; boxnet,
 graph_color, propositional_logic, rubiks_cube and rush_hour have no reference (``answer`` is ""); jugs
@@ -19,19 +21,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import re
 import warnings
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import Task, TextEnv
+from agentsynth.answers import answer_readings
 from agentsynth.signals import Signal, grader
 
 INSTRUCTION = ("\n\nEnd your reply with a line 'Answer: <answer>' (for an answer of several lines, put "
                "'Answer:' on its own line and the answer below it).")
-_MARK = re.compile(r"answer[ \t]*[:=]", re.I)  # as agentsynth.final_answer
 MAX_CHARS = 20_000  # longer candidates (and 4x the reference) are not scored: some scorers use sympy
 
 
@@ -122,8 +123,10 @@ class ReasoningGymEnv(TextEnv):
                               rg_metadata=_jsonable(entry.get("metadata") or {}))
 
     def score(self, task: Task, answer: str) -> float:
-        """The best ``score_answer`` over the readings of the final answer (the rest of the last
-        ``Answer:`` line; everything after that mark, or the whole reply without one); 0.0 on errors."""
+        """The best ``score_answer`` over the readings of the final answer
+        (:func:`agentsynth.answers.answer_readings`: its line, its paragraph and everything after the
+        last answer mark, or the whole reply without a mark; when the reference ends in a full stop,
+        each also with its trailing full stop kept); 0.0 on errors."""
         try:
             m = task.metadata
             ds, entry = _build(m["rg_task"], json.dumps(m["rg_config"], sort_keys=True), m["rg_level"], m["rg_seed"])
@@ -131,14 +134,10 @@ class ReasoningGymEnv(TextEnv):
             return 0.0
         if not task.prompt.startswith(entry["question"]):  # another reasoning-gym version: use what was stored
             entry = {"question": task.prompt, "answer": task.answer or None, "metadata": m.get("rg_metadata", {})}
-        text = answer if isinstance(answer, str) else ""
-        marks = list(_MARK.finditer(text))
-        block = (text[marks[-1].end():] if marks else text).strip()
-        if block.startswith("```"):
-            block = block.partition("\n")[2].rsplit("```", 1)[0].strip()
         best = 0.0
-        for cand in dict.fromkeys([final_answer(text), block]):
-            if 0 < len(cand) <= max(MAX_CHARS, 4 * len(task.answer)):
+        keep_stop = str(entry["answer"] or "").rstrip().endswith(".")  # a final "." is part of the answer only then
+        for cand in answer_readings(answer if isinstance(answer, str) else "", keep_stop):
+            if len(cand) <= max(MAX_CHARS, 4 * len(task.answer)):
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")

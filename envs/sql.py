@@ -1,13 +1,15 @@
 """SQL: answer a question about a small generated table with ONE DuckDB SELECT query.
 
 Difficulty 1 filters and selects (5–8 rows), 2 aggregates with GROUP BY (8–12 rows), 3 uses HAVING,
-a subquery or a join with a ``departments`` table (10–15 rows). The query is taken from the last
-```sql block (else the last bare ``` block, else the text after the last ``Answer:``) and run next
+a subquery or a join with a ``departments`` table (10–15 rows). The query is what the last answer
+mark introduces (``Answer:``, ``\\boxed{}``, ... as :func:`agentsynth.answers.answer_region` reads
+it) if that holds a fenced block or starts like a query: its last ```sql or bare ``` block, else
+the text itself; else the reply's last ```sql block (else its last bare ``` block). It runs next
 to the reference query on a fresh connection (its tables connection-local TEMP tables) to a
-locked-down in-memory DuckDB; it passes when the result sets agree: the same
-number of columns (their order and values as the question fixes them, names free), the same rows
-as a multiset (in order only when the question asks for an order), numbers within 0.01. So any
-correct query passes: another WHERE formulation, a subquery instead of a join, a CTE, aliases.
+locked-down in-memory DuckDB; it passes when the result sets agree: the same number of columns
+(their order and values as the question fixes them, names free), the same rows as a multiset (in
+order only when the question asks for an order), numbers within 0.01. So any correct query
+passes: another WHERE formulation, a subquery instead of a join, a CTE, aliases.
 Only one SELECT/WITH statement runs, with external access disabled and the configuration locked,
 interrupted after 2 s, at most 10,000 rows fetched. The hint says what differs (row or column
 count, the row/column of a differing value, the order) or quotes DuckDB's error; never the
@@ -29,6 +31,7 @@ from decimal import Decimal
 import numpy as np
 
 from agentsynth import Task, TextEnv, grader
+from agentsynth.answers import answer_region
 
 from ._keys import answer_key
 
@@ -44,7 +47,7 @@ PROMPT = ("{tables}\nQuestion: {question}\n\nWrite ONE DuckDB SELECT query that 
           "exactly the columns asked for, in that order. Put it in a ```sql fenced block.")
 TIMEOUT_S, ROW_CAP, MAX_SQL = 2.0, 10_000, 20_000
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-_ANSWER = re.compile(r"^[ \t*]*answer[ \t*]*:", re.I | re.M)
+_QUERY = re.compile(r"[\s(]*(?:select|with|from)\b", re.I)  # how a query starts
 
 
 def _pick(rng, seq):
@@ -130,15 +133,20 @@ def _table(name, cols, rows):
 
 
 def extract_sql(text: str) -> str:
-    """The query a reply gives: its last ```sql block, else last bare block, else after 'Answer:'."""
+    """The query a reply gives: within what its last answer mark introduces
+    (:func:`agentsynth.answers.answer_region`), if that holds a fenced block or starts like a query,
+    else within the whole reply: the last ```sql block, else the last bare block, else (after a
+    mark) the marked text itself."""
     text = text if isinstance(text, str) else ""
-    blocks = _FENCE.findall(text)
+    region = answer_region(text)
+    if region is not None and "```" not in region and not _QUERY.match(region):  # no query: "see above"
+        region = None
+    blocks = _FENCE.findall(text if region is None else region)
     for want in (lambda lang: lang.lower() in ("sql", "duckdb", "postgresql", "sqlite"), lambda lang: not lang):
         found = [b for lang, b in blocks if want(lang)]
         if found:
             return found[-1].strip()
-    heads = list(_ANSWER.finditer(text))
-    return text[heads[-1].end():].strip(" \t\r\n`*") if heads else ""
+    return "" if region is None else region.strip()
 
 
 _LITERAL = r"'(?:[^']|'')*'"

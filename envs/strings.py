@@ -5,9 +5,9 @@ backward by 1..12), sort the words ignoring case, remove the vowels (a e i o u),
 Difficulty d chains min(d, 6) distinct operations (1: one, 2: two, 3: three) over 3..3+min(d, 3)
 words. Inputs are drawn so every step is unambiguous (no empty or case-insensitively equal words).
 
-Accepted: the exact output after the last ``Answer:`` (or on the line after it), in a fenced block
-right after it, or, without an ``Answer:`` line, the last fenced block or else the last line;
-surrounding whitespace, quotes, backticks, ``*`` and a trailing period are stripped. Case always
+Accepted: the exact output as :func:`agentsynth.final_answer` reads it (every form of the README's
+"Answer forms" table: ``Answer: X``, ``**Answer:**`` then X, ``\\boxed{X}``, ``The answer is X.``,
+...; quotes, backticks, ``$``, ``*`` and one trailing full stop around it removed). Case always
 matters: every step keeps each letter's case except swap-case, so the expected case is fully
 determined and a case slip (e.g. a forgotten swap-case) is a wrong answer. Internal spacing must be
 exact (single spaces). The hint names the kind of slip when the answer matches one (wrong shift
@@ -18,11 +18,9 @@ length differs; it never shows the output. ``format`` (a score) checks the ``Ans
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from agentsynth import Task, TextEnv
+from agentsynth import Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -32,9 +30,6 @@ WORDS = ("planet garden silver rocket window forest marble candle bridge pocket 
          "saddle winter autumn thunder cabin harbor island ladder magnet nectar parrot quartz ribbon "
          "salmon tunnel velvet walnut zipper").split()
 OPS = ("reverse_words", "reverse_letters", "caesar", "sort", "vowels", "swapcase")
-_QUOTES = " \t\r\n\"'`\u201c\u201d\u2018\u2019*."
-_MARK = re.compile(r"answer\s*[:=]", re.I)
-_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.S)
 
 
 def describe(op: str, k: int) -> str:
@@ -71,19 +66,8 @@ def run(text: str, steps) -> str:
 
 
 def extract(reply: object) -> str | None:
-    """The text a reply gives as its answer (None: nothing found)."""
-    if not isinstance(reply, str) or not reply.strip():
-        return None
-    marks = list(_MARK.finditer(reply))
-    if marks:  # the rest of the Answer line, else the next line or a fenced block right after it
-        rest = reply[marks[-1].end():].lstrip()
-        fence = _FENCE.match(rest)
-        text = fence.group(1) if fence else rest.split("\n", 1)[0]
-    else:  # the last fenced block, else the last non-empty line
-        fences = _FENCE.findall(reply)
-        text = fences[-1] if fences else [ln for ln in reply.splitlines() if ln.strip()][-1]
-    text = text.strip(_QUOTES)
-    return text or None
+    """The text a reply gives as its answer (:func:`agentsynth.final_answer`; None: nothing found)."""
+    return (final_answer(reply) or None) if isinstance(reply, str) else None
 
 
 _SLIPS = {"caesar": [(-1, 0, "the Caesar shift looks applied in the wrong direction"),

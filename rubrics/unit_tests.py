@@ -3,7 +3,10 @@
 The task's metadata names the function (``function``), its inputs (``tests``: a list of argument
 lists) and the expected results (``expected``). Any implementation returning the expected value on
 every input passes. The code runs in :mod:`agentsynth.sandbox` (3 s wall clock, 2 s CPU, 256 MB,
-no network); expected values never enter the sandbox, so no printed trick can fake a pass.
+no network); expected values never enter the sandbox, so no printed trick can fake a pass, and under
+bubblewrap the code cannot reach them either (it sees neither the project, the store nor other
+processes). Without bubblewrap a program can read a world-readable store's ``tasks.metadata`` and
+return the stored values: :func:`agentsynth.sandbox.isolation` says which applies.
 :func:`check` also says what went wrong first (the failing call and what the function returned or
 raised), never the expected value.
 """
@@ -17,6 +20,7 @@ import textwrap
 from functools import lru_cache
 
 from agentsynth import GradeContext, Grader, Signal, SignalType, Task
+from agentsynth.answers import answer_region
 from agentsynth.sandbox import run_python
 
 _HARNESS = r'''
@@ -56,12 +60,18 @@ def main():
 main()
 '''
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
+_DEF = re.compile(r"\bdef\s+\w+\s*\(")
 
 
 def extract_code(reply: str, name: str) -> str:
-    """The code in a reply: the last python/py/unlabelled fenced block defining ``name``, else the
-    last such block, else the whole reply (minus an unterminated opening fence); dedented."""
+    """The code in a reply, dedented: within what its last answer mark introduces
+    (:func:`agentsynth.answers.answer_region`) if that defines a function, else within the whole
+    reply: the last python/py/unlabelled fenced block defining ``name``, else the last such block,
+    else all of it (minus an unterminated opening fence)."""
     text = reply.replace("\r\n", "\n")
+    region = answer_region(text)
+    if region is not None and _DEF.search(region):
+        text = region
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
     defining = [b for b in blocks if re.search(rf"\bdef\s+{re.escape(name)}\s*\(", b)]
     if defining or blocks:

@@ -106,3 +106,26 @@ def assert_runs_and_reference_helps(tmp_path: Path, env_id: str, name: str) -> N
         first, last = s.sql("SELECT avg(passed_first::INT), avg(passed_last::INT) FROM episodes "
                             "WHERE feedback = 'reference'").fetchall()[0]
     assert last > first
+
+
+def assert_sim_writes_many_correct_answers(env_cls, difficulties=(1, 2, 3), seeds=range(10), samples: int = 24) -> None:
+    """For a domain with many correct answers: the sim, sampled repeatedly on one task, writes
+    several different correct answers (distinct answer keys) on at least 80% of the tasks, the
+    greedy (temperature-0) reply is always the same, and with ``variety = 0`` every correct reply
+    is that one answer."""
+    from agentsynth.sim import SimModel, SimParams
+
+    skill = {env_cls.name: 0.95}  # mostly right: the question is which right answer it writes
+    varied, fixed = SimModel(SimParams(skill=skill)), SimModel(SimParams(skill=skill, variety=0.0))
+    for d in difficulties:
+        env = env_cls(difficulty=d)
+        several = 0
+        for seed in seeds:
+            env.reset(seed=seed)
+            msgs = [{"role": "user", "content": env.task.prompt}]
+            keys = {m: {env.canonical(r) for r in (m.reply(msgs, seed=s) for s in range(samples)) if env.verify(env.task, r)}
+                    for m in (varied, fixed)}
+            several += len(keys[varied]) > 1
+            assert len(keys[fixed]) <= 1, (env.task.prompt, keys[fixed])
+            assert len({varied.reply(msgs, temperature=0, seed=s) for s in range(4)}) == 1
+        assert several >= 0.8 * len(seeds), (d, several)

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 import test_env_algebra as algebra_forms
+import test_env_countdown as countdown_forms
 import test_env_extraction as extraction_forms
+import test_env_lists as lists_forms
 import test_env_logic as logic_forms
+import test_env_pairs as pairs_forms
 import test_env_strings as strings_forms
 import test_env_units as units_forms
 from conftest import q
@@ -27,7 +30,8 @@ from agentsynth import TextEnv, registry
 from agentsynth.answers import final_answer, normalize
 from agentsynth.sim.solvers import Problem, solve
 
-DOMAINS = ("arithmetic", "algebra", "units", "strings", "logic", "code", "sql", "extraction", "tools")
+DOMAINS = ("arithmetic", "algebra", "units", "strings", "logic", "code", "sql", "extraction", "tools", "pairs", "countdown",
+           "lists")
 DIFFICULTIES = (1, 2, 3)
 SEEDS = range(20)
 
@@ -157,13 +161,30 @@ def _extraction_wrong(task) -> list[str]:
                                                 {**ref, first: str(ref[first]) + "x"})] + ["", "{"]
 
 
+def _pairs_wrong(task) -> list[str]:
+    a, b = pairs_forms.pair(task.answer)
+    return [f"Answer: a={a + 1}, b={b}", f"Answer: {a}, {b + 1}", f"Answer: a={a}.5, b={b}", f"Answer: a={a}", "Answer: 1, 2, 3", "", "No idea."]
+
+
+def _countdown_wrong(task) -> list[str]:
+    return [f"Answer: {b}" for b in countdown_forms.slips(task)] + [f"Answer: {task.answer} = 1", "No idea."]
+
+
+def _lists_wrong(task) -> list[str]:
+    return [f"Answer: {b}" for b in lists_forms.slips(task)]
+
+
 FORMS = {"arithmetic": _number_forms, "tools": _number_forms, "algebra": _algebra_forms, "units": _units_forms,
          "strings": lambda task, x: strings_forms.equivalent_forms(x), "logic": lambda task, a: logic_forms.forms(_assignment(a)),
-         "code": _code_forms, "sql": _sql_forms, "extraction": _extraction_forms}
+         "code": _code_forms, "sql": _sql_forms, "extraction": _extraction_forms,
+         "pairs": lambda task, a: pairs_forms.forms(*pairs_forms.pair(a)),
+         "countdown": lambda task, e: countdown_forms.forms(e, task.metadata["target"]),
+         "lists": lambda task, a: lists_forms.forms(lists_forms.as_list(a))}
 OTHERS = {"arithmetic": _number_wrong, "tools": _number_wrong,  # replies beyond the forms of a right answer
           "algebra": lambda task: algebra_forms.wrong(Fraction(task.answer)), "units": _units_others,
           "strings": _strings_wrong, "logic": _logic_wrong, "code": lambda task: ["", "no code here"],
-          "sql": _sql_wrong, "extraction": _extraction_wrong}
+          "sql": _sql_wrong, "extraction": _extraction_wrong, "pairs": _pairs_wrong, "countdown": _countdown_wrong,
+          "lists": _lists_wrong}
 
 
 def test_every_builtin_environment_has_its_own_key() -> None:
@@ -256,6 +277,11 @@ def test_keys_read_the_domains_answer_not_the_prose() -> None:
         "extraction": [('Here is what the text says: {"b": 2.0, "a": " Porto  CITY"}\nThat covers every field.', '{"a":"porto city","b":2}'),
                        ('```json\n{"a": [3, 1]}\n```', '{"a":[3,1]}')],
         "tools": [("The total is 1,250 cents.", "1250")],
+        "pairs": [("I would take a = 15 and b = 5.", "a=15,b=5"), ("Answer: b: 5; A: 15.0", "a=15,b=5"), ("Answer: (15, 5)", "a=15,b=5")],
+        "countdown": [("One way is (3 × 8) + 7 = 31", "3*8+7"), ("Answer: 31 = 7 + 8 \\times 3", "7+8*3"),
+                      ("Answer: 3*8+7 = 30", "3*8+7=30"), ("Answer: 3-(8-7)", "3-(8-7)")],
+        "lists": [("Checking the sum: 2 + 8 + 20 = 30", "2,8,20"), ("Answer: [2, 8 and 20].", "2,8,20"),
+                  ("Answer: 2 + 8 + 20 = 31", "2,8,20=31")],
     }
     assert set(want) == set(DOMAINS)
     for name, cases in want.items():
@@ -311,6 +337,6 @@ def test_stored_answers_are_the_environments_keys_and_agree_with_truth(tmp_path:
         solutions[task_id] = env.task.metadata.get("solutions", 1) if env_id != "code" else 10**6  # code: any program
     assert {e for e, _, _ in made} == set(DOMAINS) and len(rows) > 500
     assert not {k: v for k, v in verdicts.items() if len(v) > 1}  # one key, one verdict, on every task
-    # one right answer, one key (the sim writes each domain's reference form; logic may have several solutions)
+    # no more accepted keys than right answers (logic may have several; pairs, countdown and lists many)
     assert not {t: keys for t, keys in accepted.items() if len(keys) > solutions[t]}
     assert sum(len(v) for v in accepted.values()) >= len(DOMAINS) * 4

@@ -144,6 +144,11 @@ def test_format_score_is_a_surface_check() -> None:
     sig = {s["name"]: s for s in info["signals"]}
     assert sig["format"]["passed"] is True and sig["correct"]["passed"] is False
     assert extract_code("no fence here", name) == "no fence here\n"
+    draft, final = f"def {name}(x):\n    return 1\n", f"def {name}(x):\n    return 2\n"
+    for reply in (f"```python\n{draft}```\nAnswer:\n```python\n{final}```", f"```python\n{draft}```\nAnswer: {final}",
+                  f"```python\n{draft}```\n\\boxed{{{final}}}", f"```python\n{draft}```\nAnswer: `{final}`."):
+        assert extract_code(reply, name) == final, reply  # the last mark's code, not the earlier block
+    assert extract_code(f"```python\n{final}```\n**Answer:** the function above.", name) == final
 
 
 def test_solver_ignores_other_prompts() -> None:

@@ -171,6 +171,10 @@ def test_verify_and_hint_survive_garbage() -> None:
     assert parse_json('{"a": 1} and then {"b": 2}') == {"b": 2}
     assert parse_json('{"a": {"b": 1}}') == {"a": {"b": 1}}
     assert parse_json('[{"a": 1}]') is None and parse_json('{"a": 1} as the text says [1]') == {"a": 1}
+    assert parse_json('```json\n{"a": 1}\n```\nAnswer: {"a": 2}.') == {"a": 2}  # the last mark's object
+    assert parse_json('```json\n{"a": 1}\n```\n\\boxed{{"a": {"b": 3}}}') == {"a": {"b": 3}}
+    assert parse_json('```json\n{"a": 1}\n```\nAnswer: the object above.') == {"a": 1}
+    assert parse_json('```json\n{"a": 1}\n```\nAnswer: {oops}') is None  # a broken final answer is not rescued
 
 
 def test_format_score_is_schema_validity_not_correctness() -> None:

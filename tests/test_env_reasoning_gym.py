@@ -17,6 +17,7 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 import agentsynth  # noqa: E402
 from agentsynth import Task  # noqa: E402
+from agentsynth.answer_forms import FORMS, render  # noqa: E402
 from envs.reasoning_gym import ReasoningGymEnv, _build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,29 @@ def test_reference_passes_garbage_fails(task: str) -> None:
             assert reward == 1.0 and terminated
             raw = [s for s in info["signals"] if s["name"] == "raw_score"]
             assert raw and raw[0]["value"] == 1.0 and raw[0]["role"] == "score"
+
+
+# + answers ending in a full stop (knights_knaves too) or holding quotes, answers in "$...$", and a scorer
+# that gives "0.0, 0.4865." full marks for "0.0" (so a final "." is kept only when the reference has one)
+FORM_TASKS = [*sorted(FAMILIES), "sentence_reordering", "emoji_mystery", "fraction_simplification", "polynomial_equations"]
+
+
+@pytest.mark.parametrize("task", FORM_TASKS)
+def test_every_answer_form_of_the_reference_passes_and_of_a_wrong_answer_fails(task: str) -> None:
+    """The answer goes through agentsynth.answers like every domain's: ``Answer: 24.``, ``\\boxed{24}``, ..."""
+    env = ReasoningGymEnv(task=task)
+    tasks = []
+    for seed in range(10):
+        env.reset(seed=seed)
+        tasks.append(env.task)
+    for t in tasks:
+        ref = t.answer.strip("\n")
+        wrong = next((o.answer for o in tasks if o.answer != t.answer and not env.verify(t, f"Answer: {o.answer}")), None)
+        for name in FORMS:
+            if name == 'Answer: "X"' and '"' in ref:
+                continue  # quotes inside the answer: the outer ones wrap no single string
+            assert env.verify(t, render(name, ref, wrong or "0")), (task, t.seed, name)
+            assert wrong is None or not env.verify(t, render(name, wrong, ref)), (task, t.seed, name, wrong)
 
 
 def test_raw_score_is_partial_credit() -> None:

@@ -192,6 +192,12 @@ def test_extract_sql_reads_fences_then_answer_lines() -> None:
     assert extract_sql("```python\nprint(1)\n```\nAnswer: SELECT 4") == "SELECT 4"
     assert extract_sql("**Answer:** `SELECT 5`") == "SELECT 5"
     assert extract_sql("```sql\nSELECT 6") == "SELECT 6"  # an unclosed block at the end
+    # what the last answer mark introduces wins over an earlier block, when it holds a query ...
+    assert extract_sql("```sql\nSELECT 1\n```\nAnswer: SELECT 7.") == "SELECT 7"
+    assert extract_sql("```sql\nSELECT 1\n```\n\\boxed{(SELECT 8)}") == "(SELECT 8)"
+    assert extract_sql("```sql\nSELECT 1\n```\n**Answer:** here it is:\n```sql\nSELECT 9\n```\nDone.") == "SELECT 9"
+    # ... else the reply is read as without it
+    assert extract_sql("```sql\nSELECT 10\n```\nAnswer: the query above selects from the table.") == "SELECT 10"
 
 
 def test_format_score_wants_one_sql_block_or_an_answer_line() -> None:

@@ -144,3 +144,31 @@ def test_sim_parameters_are_validated() -> None:
         SimParams(use_hint=1.5)
     with pytest.raises(ValueError, match="unknown sim parameter"):
         SimParams.from_dict({"use_hints": 0.5})
+
+
+@pytest.mark.parametrize("domain", ["pairs", "countdown", "lists"])
+def test_many_answer_domains_vary_the_right_answer_and_review_compares_with_the_favourite(domain: str) -> None:
+    """Where many answers are correct, its correct samples spread over them (``variety``; the
+    reference is only one of them). Its review stays closed: it compares with its belief, the
+    favourite answer, so another right answer gets the 'disagree' rate like a mistake."""
+    from agentsynth.sim.solvers import solve
+
+    env, m = registry.make(domain, difficulty=2), SimModel(SimParams(skill={domain: 0.95}))
+    right_keys, reference_share = [], []
+    verdicts: dict[str, list[bool]] = {"favourite": [], "other right": [], "mistake": []}
+    for seed in range(30):
+        env.reset(seed=seed)
+        msgs = [{"role": "user", "content": env.task.prompt}]
+        right = [env.canonical(r) for r in (m.reply(msgs, seed=s) for s in range(20)) if env.verify(env.task, r)]
+        right_keys.append(len(set(right)))
+        reference_share.append(right.count(env.canonical(env.task.answer)) / max(1, len(right)))
+        prob = solve(env.task.prompt)
+        if m.belief(prob) != prob.answer:
+            continue
+        for kind, answer in (("favourite", prob.answer), ("other right", prob.alternatives[-1]), ("mistake", prob.mistakes[0])):
+            review = msgs + [{"role": "assistant", "content": f"Answer: {answer}"}, {"role": "user", "content": SELF_REQUEST}]
+            verdicts[kind] += ["VERDICT: correct" in m.reply(review, seed=s) for s in range(10)]
+    assert sum(right_keys) / 30 > 3 and sum(reference_share) / 30 < 0.5
+    rate = {k: sum(v) / len(v) for k, v in verdicts.items()}
+    assert len(verdicts["favourite"]) >= 100 and abs(rate["favourite"] - 0.9) < 0.08
+    assert abs(rate["other right"] - 0.45) < 0.12 and abs(rate["mistake"] - 0.45) < 0.12

@@ -137,7 +137,7 @@ def test_train_on_a_real_export_records_its_lineage(ckpt: Path, tmp_path: Path, 
     assert m["data"]["source"] == "export" and m["data"]["export_id"] == export_id and m["data"]["sha256"] == sha
     assert m["data"]["examples"] == q(store, "SELECT rows FROM exports")[0][0]
     assert m["data"]["replay"] == {"fraction": 0.25, "examples": 600, "of": base["id"]}
-    assert m["training"]["steps"] == 6 and m["training"]["config"]["lr"] == 1e-3 and m["id"] != base["id"]
+    assert m["training"]["steps"] == 6 and m["training"]["config"]["lr"] == 3e-4 and m["id"] != base["id"]
     assert m["model"] == base["model"] and (child / "tokenizer.json").read_text() == (ckpt / "tokenizer.json").read_text()
 
     by_path = tmp_path / "ckpt2"  # the JSONL path finds the same export id by its sha256

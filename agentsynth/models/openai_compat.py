@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import httpx2
 import openai
 
+from ..credentials import check_base_url, redact, secret_values, split_query, strip_credentials, url_secrets
 from .base import Completion, Message, ModelError
 from .retry import AdaptiveLimiter, RetryPolicy, is_transient
 
@@ -42,7 +42,13 @@ def api_key_from_env(var: str | None, base_url: str | None) -> str:
 
 
 class OpenAIModel:
-    """A chat model behind an OpenAI-compatible ``/v1/chat/completions``."""
+    """A chat model behind an OpenAI-compatible ``/v1/chat/completions``.
+
+    ``api_key`` is sent as the Bearer key. A query string in ``base_url`` is sent with every
+    request; ``base_url`` with userinfo (``user:password@``) is refused (:class:`ModelError`).
+    :attr:`base_url` — what is stored and printed — is the URL without credentials, and every
+    error text is redacted of the key and the URL's secrets (:mod:`agentsynth.credentials`).
+    """
 
     def __init__(
         self,
@@ -55,9 +61,13 @@ class OpenAIModel:
         policy: RetryPolicy | None = None,
         transport: str = "auto",
     ):
+        try:
+            check_base_url(base_url)
+        except ValueError as exc:
+            raise ModelError(f"base_url: {exc}") from None
         self.name = model
         self.base_url = strip_credentials(base_url)
-        self._secrets = tuple(x for x in (api_key,) if x and len(x) >= 4 and x != "not-needed")
+        self._secrets = secret_values(api_key, *url_secrets(base_url))
         self.policy = policy or RetryPolicy()
         self.limiter = AdaptiveLimiter(concurrency)
         self.retries = 0
@@ -68,9 +78,11 @@ class OpenAIModel:
             http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
         else:
             http = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+        url, query = split_query(base_url)  # the client would glue the query to the path
         self.client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed",
-            base_url=base_url,
+            base_url=url,
+            default_query=query or None,
             max_retries=0,
             timeout=timeout,
             http_client=http,
@@ -133,36 +145,14 @@ class OpenAIModel:
         except Exception as exc:  # a reply the SDK could not parse (malformed JSON, wrong shape)
             raise ModelError(f"malformed reply: {type(exc).__name__}: {self._brief(exc)}", attempts=attempts) from None
         self.limiter.succeeded()
-        return _completion(resp, attempts, time.perf_counter() - t0)
+        return _completion(resp, attempts, time.perf_counter() - t0, self._secrets)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self.client.close()
 
     def _brief(self, exc: BaseException) -> str:
-        return redact(" ".join(str(exc).split())[:300], self._secrets)
-
-
-_KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}|(?<=Bearer )\S+", re.I)
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` with the given secrets and anything shaped like an API key replaced by [redacted]."""
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
-
-
-def strip_credentials(url: str | None) -> str | None:
-    """A base URL without user:password@ and without a query string (both can carry keys)."""
-    if not url:
-        return url
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return redact(" ".join(str(exc).split()), self._secrets)[:300]  # redact, then cut: never half a key
 
 
 AIOHTTP_ABOVE = 128
@@ -179,8 +169,9 @@ def pick_transport(transport: str, concurrency: int) -> str:
     return transport
 
 
-def _completion(resp: Any, attempts: int, latency: float) -> Completion:
-    """A chat.completion JSON object as a :class:`Completion`; ModelError if it is not one."""
+def _completion(resp: Any, attempts: int, latency: float, secrets: Sequence[str] = ()) -> Completion:
+    """A chat.completion JSON object as a :class:`Completion`; ModelError (redacted of ``secrets``)
+    if it is not one."""
     try:
         choice = resp["choices"][0]
         msg = choice["message"]
@@ -200,4 +191,5 @@ def _completion(resp: Any, attempts: int, latency: float) -> Completion:
             attempts=attempts,
         )
     except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"malformed reply: {type(exc).__name__}: {exc}; got {str(resp)[:200]}", attempts=attempts) from None
+        what, got = redact(str(exc), secrets), redact(str(resp), secrets)[:200]
+        raise ModelError(f"malformed reply: {type(exc).__name__}: {what}; got {got}", attempts=attempts) from None

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from random import Random
 from typing import Any
 
+from ..answers import final_answer
 from ..channels import (
     HINT_PREFIX, INCORRECT_MESSAGE, JUDGE_HEADER, JUDGE_PREFIX, NONE_MESSAGE, REFERENCE_PREFIX, SAME_JUDGE_PREFIX,
     SELF_PREFIX, SELF_REQUEST,
@@ -55,6 +56,9 @@ class SimParams:
     wrong_format: P(a wrong answer is the right idea in an unparseable form, e.g. in words).
     hedge: P(a wrong reply opens with a long hedging preamble): a surface feature correlated with
         correctness by construction, for auditing length and hedging checks (default 0).
+    variety: P(a correct answer is another of the task's correct answers the solver knows, drawn
+        at random, rather than its favourite one) on tasks with many correct answers; the greedy
+        (temperature-0) answer is always the favourite.
     judge_agree: P(it calls an answer correct | the answer matches its own belief).
     judge_disagree: P(it calls an answer correct | it does not) — miscalibration: > 0.
         Both apply to reviewing its own answer and to judging another model's (the judge channel).
@@ -63,7 +67,7 @@ class SimParams:
 
     skill: dict[str, float] = field(default_factory=lambda: {
         "algebra": 0.6, "arithmetic": 0.6, "code": 0.55, "extraction": 0.65, "logic": 0.65, "sql": 0.55,
-        "strings": 0.6, "tools": 0.75, "units": 0.55,
+        "strings": 0.6, "tools": 0.75, "units": 0.55, "pairs": 0.65, "countdown": 0.5, "lists": 0.6,
     })
     default_skill: float = 0.3
     task_spread: float = 1.5
@@ -77,6 +81,7 @@ class SimParams:
     use_none: float = 0.0
     format_ok: float = 0.8
     wrong_format: float = 0.1
+    variety: float = 0.7
     hedge: float = 0.0
     judge_agree: float = 0.9
     judge_disagree: float = 0.45
@@ -132,9 +137,8 @@ def _tokens(s: str) -> int:
 
 
 def _stated(answer_text: str) -> str | None:
-    m = re.findall(r"answer\s*:\s*(.+)", answer_text, re.I)
-    tail = m[-1] if m else answer_text
-    nums = _NUMBER.findall(tail)
+    """The last number of the reply's final answer (:func:`agentsynth.answers.final_answer`)."""
+    nums = _NUMBER.findall(final_answer(answer_text))
     return nums[-1] if nums else None
 
 
@@ -215,11 +219,13 @@ class SimModel:
                 else 0.0
             )
             correct = rng.random() < p + (1 - p) * use
-        return self._render(prob, correct, rng)
+        return self._render(prob, correct, rng, greedy)
 
-    def _render(self, prob: Problem, correct: bool, rng: Random) -> str:
+    def _render(self, prob: Problem, correct: bool, rng: Random, greedy: bool = False) -> str:
         if correct:
             ans = prob.answer
+            if prob.alternatives and not greedy and rng.random() < self.params.variety:
+                ans = rng.choice(prob.alternatives)
         elif prob.answer_words and rng.random() < self.params.wrong_format:
             return f"Answer: {prob.answer_words(prob.answer)}"
         elif prob.mistakes and rng.random() < self.params.favourite_mistake:

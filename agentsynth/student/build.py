@@ -21,7 +21,8 @@ from .errors import StudentError, require_learn_extra
 from .tokenizer import DEFAULT_VOCAB, StudentTokenizer
 from .training import Progress, TrainReport, set_threads, train
 
-TOKENIZER_ENVS: tuple[str, ...] = ("algebra", "arithmetic", "code", "extraction", "logic", "sql", "strings", "tools", "units")
+TOKENIZER_ENVS: tuple[str, ...] = ("algebra", "arithmetic", "code", "countdown", "extraction", "lists", "logic", "pairs",
+                                   "sql", "strings", "tools", "units")
 """The built-in environments whose texts every tokenizer is trained on (besides its own training
 data), so a base made on two domains still tokenizes the others compactly when fine-tuned on them."""
 TOKENIZER_DIFFICULTIES = (1, 2, 3)

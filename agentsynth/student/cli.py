@@ -17,7 +17,7 @@ from ..store import DEFAULT_STORE
 
 DEFAULT_INIT_MINUTES = 8.0
 DEFAULT_TRAIN_STEPS = 200
-DEFAULT_TRAIN_LR = 1e-3
+DEFAULT_TRAIN_LR = 3e-4
 
 
 def _fail(message: str) -> None:

@@ -12,8 +12,8 @@ Why this one:
   (an arithmetic prompt is ~38 tokens, ~100 characters), and the cost of a step is linear in
   the sequence length (quadratic in attention);
 - a vocabulary of 1,024 (default): 2,048 leaves arithmetic prompts at 38 tokens and shortens
-  SQL / extraction / code prompts by 7-17% for an output layer twice as big; 512 makes arithmetic
-  prompts 47% longer (measured: ``benchmarks/bench_student.py --tokenizer``).
+  SQL / extraction / code prompts by 7-23% for an output layer twice as big; 512 makes arithmetic
+  prompts ~45% longer (measured: ``benchmarks/bench_student.py --tokenizer``).
 
 Special tokens come from :mod:`.template` (``<|pad|>`` = 0, ``<|end|>`` = 1, the role markers).
 ``tokenizers`` is imported when a tokenizer is trained or loaded, not with this module.

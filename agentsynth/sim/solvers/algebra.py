@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from ...answers import final_answer
 from .base import Problem
 
 _EQ = re.compile(r"Solve for x:\s*(.+?)\s*$", re.MULTILINE)
@@ -96,8 +97,7 @@ def _render(answer: str, tidy: bool) -> str:
 
 
 def _extract(reply: str) -> str | None:
-    tail = re.findall(r"answer\s*:\s*(.+)", reply, re.IGNORECASE)
-    found = _STATED.findall(tail[-1] if tail else reply.strip().splitlines()[-1] if reply.strip() else "")
+    found = _STATED.findall(final_answer(reply))
     if not found:
         return None
     sign, num, den = found[-1]

@@ -31,3 +31,7 @@ class Problem:
     extract: Callable[[str], str | None] | None = None
     """``extract(reply)``: the answer a reply states, comparable with ``answer`` (for self-review).
     None: the last number after ``Answer:``."""
+    alternatives: list[str] = field(default_factory=list)
+    """Other correct answers it knows, in ``answer``'s form (tasks with many correct answers): a
+    correct reply gives one of them at random with probability ``SimParams.variety``. Its review
+    still compares with its belief alone (``answer`` or its favourite mistake), so it stays closed."""

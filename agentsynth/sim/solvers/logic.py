@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from ...answers import answer_block
 from .base import Problem
 
 _MEET = re.compile(r"either a knight, who always tells the truth, or a knave, who always lies\. You meet ([A-Z](?:, [A-Z])*) and ([A-Z]) \(")
@@ -22,7 +23,6 @@ _FORMS = [  # (pattern, kind); "us" forms take everyone
     (rf"At least one of {_N} and {_N} is a knight\.", "any_knight"), (rf"{_N} and {_N} are both knaves\.", "all_knaves"),
 ]
 _FORMS_RX = [(re.compile(p), k) for p, k in _FORMS]
-_MARK = re.compile(r"answer\s*(?:[:=]|is\b)", re.I)
 _PAIR = re.compile(r"\b([A-Za-z])\s*(?:=|:|\bis\b)\s*(?:an?\s+)?(knight|knave)", re.I)
 
 
@@ -50,8 +50,7 @@ def _extract(reply: str) -> str | None:
     """The assignment a reply states, in canonical form (simple 'X=kind' / 'X is a kind' pairs)."""
     if not isinstance(reply, str):
         return None
-    marks = list(_MARK.finditer(reply))
-    part = reply[marks[-1].end():] if marks else (reply.strip().splitlines() or [""])[-1]
+    part = answer_block(reply)
     found = {p.upper(): k.lower() == "knight" for p, k in _PAIR.findall(part)}
     return _canon(sorted(found), [found[p] for p in sorted(found)]) if found else None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ...answers import answer_region
 from .base import Problem
 
 _OPS = {"at least": ">=", "more than": ">", "at most": "<=", "less than": "<",
@@ -98,14 +99,11 @@ def _render(answer: str, tidy: bool) -> str:
 
 
 def _extract(reply: str) -> str | None:
-    blocks = _FENCE.findall(reply or "")
-    if blocks:
-        text = blocks[-1]
-    else:
-        found = re.split(r"(?im)^\s*answer\s*:", reply or "")
-        if len(found) < 2:
-            return None
-        text = found[-1]
+    """The query a reply states: the last fenced block within what its last answer mark introduces
+    (:func:`agentsynth.answers.answer_region`), else the marked text, else the reply's last block."""
+    region = answer_region(reply or "")
+    blocks = _FENCE.findall(reply or "" if region is None else region)
+    text = blocks[-1] if blocks else region or ""
     return " ".join(text.split()).rstrip(";").strip() or None
 
 

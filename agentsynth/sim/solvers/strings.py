@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ...answers import final_answer
 from .base import Problem
 
 _HEAD = "Apply these steps in order to the text below:"
@@ -14,9 +15,6 @@ _STEP = re.compile(r"^\d+\.\s+(.+?)\s*$", re.M)
 _SHIFT = re.compile(r"Shift every letter (\d+) places? (forward|backward)")
 _KINDS = (("Reverse the order of the words", "reverse_words"), ("Reverse the letters", "reverse_letters"),
           ("Sort the words", "sort"), ("Remove every vowel", "vowels"), ("Swap the case", "swapcase"))
-_MARK = re.compile(r"answer\s*[:=]", re.I)
-_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.S)
-_QUOTES = " \t\r\n\"'`\u201c\u201d\u2018\u2019*."
 
 
 def _shift(c: str, k: int) -> str:
@@ -49,18 +47,8 @@ def _run(text: str, steps: list[tuple[str, int]]) -> str:
 
 
 def _extract(reply: str) -> str | None:
-    """The text a reply states as its answer, read as the environment asks for it."""
-    if not isinstance(reply, str) or not reply.strip():
-        return None
-    marks = list(_MARK.finditer(reply))
-    if marks:  # the rest of the Answer line, else the next line or a fenced block right after it
-        rest = reply[marks[-1].end():].lstrip()
-        fence = _FENCE.match(rest)
-        text = fence.group(1) if fence else rest.split("\n", 1)[0]
-    else:  # the last fenced block, else the last non-empty line
-        fences = _FENCE.findall(reply)
-        text = fences[-1] if fences else [ln for ln in reply.splitlines() if ln.strip()][-1]
-    return text.strip(_QUOTES) or None
+    """The text a reply states as its answer (:func:`agentsynth.answers.final_answer`)."""
+    return (final_answer(reply) or None) if isinstance(reply, str) else None
 
 
 def _render(answer: str, tidy: bool) -> str:

@@ -7,6 +7,7 @@ import math
 import re
 from decimal import Decimal
 
+from ...answers import final_answer
 from .base import Problem
 
 _ASK = re.compile(r"Convert (-?\d+(?:\.\d+)?) (\S+) to (\S+?)\.(?:\s|$)")
@@ -53,8 +54,7 @@ def _render_for(unit: str):
         return f"Converting step by step, that comes to about {num} {unit}"
 
     def extract(reply: str) -> str | None:
-        tail = re.findall(r"answer\s*:\s*(.+)", reply, re.IGNORECASE) or reply.strip().splitlines()[-1:] or [""]
-        found = _STATED.findall(re.split(r"=|≈", tail[-1])[-1])
+        found = _STATED.findall(re.split(r"=|≈", final_answer(reply))[-1])
         try:
             return f"{_sig(float(found[0].replace(',', '')))} {unit}" if found else None
         except ValueError:
