@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -287,7 +287,9 @@ def envs(fmt: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--model-name", default="sim", show_default=True, help="Model id the server reports.")
+@click.option("--student", "student_path", metavar="PATH", type=click.Path(),
+              help="Serve this student checkpoint instead of the sim (agentsynth student init / train).")
+@click.option("--model-name", help="Model id the server reports (default: sim, or student with --student).")
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added fixed latency per request.")
 @click.option("--fault-429", default=0.0, show_default=True, type=float, help="Fraction of requests answered 429 + Retry-After.")
 @click.option("--fault-500", default=0.0, show_default=True, type=float, help="Fraction answered 500.")
@@ -298,13 +300,31 @@ def envs(fmt: str) -> None:
 @click.option("--fault-seed", default=0, show_default=True, type=int)
 @click.option("--api-key-env", help="Require the key held by this environment variable (401 otherwise).")
 @click.option("--sim", "sim_params", metavar="KEY=VALUE", multiple=True, help="A sim parameter, e.g. --sim use_hint=0.7 or --sim skill.arithmetic=0.8.")
-def serve(host: str, port: int, model_name: str, latency_ms: float, fault_429: float, fault_500: float,
-          fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
+def serve(host: str, port: int, student_path: str | None, model_name: str | None, latency_ms: float, fault_429: float,
+          fault_500: float, fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
           api_key_env: str | None, sim_params: tuple[str, ...]) -> None:
-    """Serve the built-in sim model over an OpenAI-compatible HTTP API (a simulator, for offline
-    use, tests and demos), optionally with injected faults and latency."""
+    """Serve the built-in sim model (a simulator, for offline use, tests and demos) or, with
+    --student, a trained student over an OpenAI-compatible HTTP API, optionally with injected
+    faults and latency."""
     from .sim import SimParams
     from .sim.server import Faults, serve as serve_app
+
+    if student_path and sim_params:
+        _fail("--sim parameters apply to the sim, not to --student")
+    model = None
+    if student_path:
+        from .student import StudentError
+
+        try:
+            from .student.errors import require_learn_extra
+
+            require_learn_extra()
+            from .student.chat_model import StudentModel
+
+            model = StudentModel(student_path, name=model_name or "student")
+        except StudentError as exc:
+            _fail(str(exc))
+    model_name = model_name or ("student" if student_path else "sim")
 
     try:
         params = SimParams.from_dict(_parse_sim(sim_params))
@@ -315,7 +335,8 @@ def serve(host: str, port: int, model_name: str, latency_ms: float, fault_429: f
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env) or _fail(f"environment variable {api_key_env} is not set")
-    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key)
+    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key,
+              model=model)
 
 
 def _parse_sim(items: tuple[str, ...]) -> dict[str, Any]:
@@ -483,6 +504,15 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
                f"per task{trained}; excluded = tasks a synthesis run in this store also drew{repeats}; "
                "stored in the evaluations table")
 
+
+def _register_student() -> None:
+    from .student.cli import student, train_cmd
+
+    main.add_command(student)
+    main.add_command(train_cmd)
+
+
+_register_student()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -2,8 +2,10 @@
 
 Subclass :class:`TextEnv`, set ``name`` and ``domain``, and implement :meth:`TextEnv.generate`
 (draw a task from ``rng``) and :meth:`TextEnv.verify` (the hidden truth: accept every correct
-answer). Optionally implement :meth:`TextEnv.hint` (step-level feedback) and
-:meth:`TextEnv.scores` (extra graders recorded on every turn). That is a whole environment.
+answer). Optionally implement :meth:`TextEnv.hint` (step-level feedback),
+:meth:`TextEnv.scores` (extra graders recorded on every turn) and :meth:`TextEnv.reference_reply`
+(the reference answer in the reply form the prompt asks for, when not ``Answer: <reference>``).
+That is a whole environment.
 
 Observation: the environment's message (the prompt after ``reset``, the feedback after ``step``).
 Action: the agent's message, as text or an assistant message dict (room for tool calls).
@@ -146,6 +148,13 @@ class TextEnv(gym.Env[str, Any]):
     def scores(self) -> Sequence[Grader]:
         """Optional extra graders, recorded as ``score`` signals on every turn."""
         return ()
+
+    def reference_reply(self, task: Task) -> str:
+        """The reference answer written as the reply the prompt asks for (what a model trained on
+        references imitates). Default: ``Answer: <reference>``; override where the prompt asks
+        for another form (a fenced block, ``Answer: x = ...``). It must pass :meth:`verify` and
+        the environment's form checks (its scores that are not task-relevant)."""
+        return f"Answer: {task.answer}"
 
     def call_tool(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one tool call for the current task and return its result as text. Raise (e.g.

@@ -31,6 +31,7 @@ from typing import Any
 
 from .analysis.estimators import wilson
 from .credentials import strip_credentials
+from .models import schemes
 from .models.base import ModelError
 from .registry import UnknownEnvironment, resolve
 from .runner import Runner, RunResult, build_model
@@ -166,7 +167,15 @@ def eval_spec(
     content = spec.content()
     content.pop("name")
     endpoint = strip_credentials(spec.base_url)  # the name may not depend on (or reveal a hash of) a key
-    key = json.dumps({"content": content, "base_url": endpoint, "trained_on": trained_on}, sort_keys=True, default=str)
+    key_data: dict[str, Any] = {"content": content, "base_url": endpoint, "trained_on": trained_on}
+    if schemes.in_process(model, base_url):
+        try:
+            ident = schemes.identity(model)
+        except schemes.SchemeError as exc:
+            raise EvalError(str(exc)) from None
+        if ident is not None:  # e.g. a student checkpoint's id: a changed checkpoint is a new evaluation
+            key_data["identity"] = ident
+    key = json.dumps(key_data, sort_keys=True, default=str)
     digest = hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
     return spec.model_copy(update={"name": f"eval-{_slug(model)}-{digest}"})
 
@@ -282,8 +291,9 @@ def evaluate(
     environment and domain (see the module docstring); return those rows.
 
     ``model`` with ``base_url`` is an OpenAI-compatible endpoint (``api_key_env`` names the
-    variable holding its key); ``model = "sim"`` without one is the in-process simulator
-    (``sim``: its parameters). ``seed_offset`` shifts the task seeds within the evaluation range.
+    variable holding its key); without one, ``model = "sim"`` is the in-process simulator
+    (``sim``: its parameters) and ``student:PATH`` a student checkpoint, also in process.
+    ``seed_offset`` shifts the task seeds within the evaluation range.
     ``trained_on`` names the export the model was trained on and needs ``base_model``, the model
     it was trained from; an untrained evaluation is its own base. ``on_start(total, todo)`` and
     ``on_progress(done, total, ok, errors)`` are the :class:`Runner` callbacks.
@@ -303,8 +313,7 @@ def evaluate(
                      seed_offset=seed_offset, difficulty=difficulty, trained_on=trained_on, concurrency=concurrency,
                      sim=sim, max_turns=max_turns)
     complete = _stored_state(store, spec.name, trained_on)
-    in_process = spec.model == "sim" and not spec.base_url
-    if not in_process and not complete:
+    if not schemes.in_process(spec.model, spec.base_url) and not complete:
         asyncio.run(_preflight(spec))
     try:
         result = Runner(spec, on_start=on_start, on_progress=on_progress).run()

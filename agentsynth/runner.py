@@ -20,6 +20,7 @@ from typing import Any
 from ._version import __version__
 from .env import TextEnv
 from .episode import EnvCaller, RecentSet, request_seed, run_episode
+from .models import schemes
 from .models.base import ChatModel, ModelError
 from .registry import UnknownEnvironment, resolve
 from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
@@ -70,18 +71,18 @@ class RunResult:
 
 
 def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
-    """The spec's policy model (or with ``judge``, its ``[judge]`` model): the in-process sim for
-    ``model = "sim"`` without a base URL, else an OpenAI-compatible endpoint (the key read from
-    the variable named by ``api_key_env``)."""
+    """The spec's policy model (or with ``judge``, its ``[judge]`` model): an in-process model for a
+    registered scheme without a base URL (``sim``, ``student:PATH``: see
+    :mod:`agentsynth.models.schemes`), else an OpenAI-compatible endpoint (the key read from the
+    variable named by ``api_key_env``)."""
     src: Any = spec.judge if judge else spec
-    section = "[judge.sim]" if judge else "[sim]"
-    if src.model == "sim" and not src.base_url:
-        from .sim import SimModel, SimParams
-
+    if schemes.in_process(src.model, src.base_url):
+        request = schemes.SchemeRequest(schemes.split(src.model)[1], options=src.sim,
+                                        section="[judge.sim]" if judge else "[sim]", judge=judge)
         try:
-            return SimModel(SimParams.from_dict(src.sim), name="sim-judge" if judge else "sim")
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"{section}: {exc}") from None
+            return schemes.build(src.model, request)
+        except schemes.SchemeError as exc:
+            raise SpecError(str(exc)) from None
     from .models.openai_compat import OpenAIModel, api_key_from_env
     from .models.retry import RetryPolicy
 

@@ -165,3 +165,6 @@ class AlgebraEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"(?:x\s*=\s*)?-?(?:\d+(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?")]
+
+    def reference_reply(self, task: Task) -> str:
+        return f"Answer: x = {task.answer}"

@@ -274,3 +274,6 @@ class CodeEnv(TextEnv):
 
     def scores(self):
         return [code_block]
+
+    def reference_reply(self, task: Task) -> str:
+        return f"```python\n{task.answer.rstrip()}\n```"

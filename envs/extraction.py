@@ -278,3 +278,6 @@ class ExtractionEnv(TextEnv):
 
     def scores(self):
         return [json_format]
+
+    def reference_reply(self, task: Task) -> str:
+        return f"```json\n{task.answer}\n```"

@@ -377,3 +377,6 @@ class SQLEnv(TextEnv):
 
     def scores(self):
         return [sql_format]
+
+    def reference_reply(self, task: Task) -> str:
+        return f"```sql\n{task.answer}\n```"

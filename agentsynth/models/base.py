@@ -1,4 +1,5 @@
-"""What the runner needs from a model: one async chat-completion call."""
+"""What the runner needs from a model (one async chat-completion call: :class:`ChatModel`) and what
+the OpenAI-compatible server serves (``n`` replies to one request: :class:`ServedModel`)."""
 
 from __future__ import annotations
 
@@ -55,4 +56,33 @@ class ChatModel(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(slots=True)
+class Choice:
+    """One of the ``n`` replies to one request: the assistant message (text, or tool calls), why
+    it stopped (``stop``, ``length``, ``tool_calls``) and its completion tokens."""
+
+    message: Message
+    finish_reason: str
+    completion_tokens: int
+
+
+class ServedModel(Protocol):
+    """A model that ``agentsynth serve`` can put behind its OpenAI-compatible API."""
+
+    name: str
+
+    async def choices(
+        self,
+        messages: Sequence[Message],
+        *,
+        n: int,
+        temperature: float,
+        seed: int | None,
+        max_tokens: int | None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> tuple[list[Choice], int]:
+        """``n`` replies to ``messages`` and the prompt's token count."""
         ...

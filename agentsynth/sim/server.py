@@ -1,7 +1,9 @@
 """An OpenAI-compatible HTTP server for the simulated model (``sim``), for offline use, tests and demos.
 
 It serves :class:`~agentsynth.sim.model.SimModel` — a simulator, not a real model — over the
-OpenAI chat API, so any OpenAI client can talk to it:
+OpenAI chat API, so any OpenAI client can talk to it. Any other
+:class:`~agentsynth.models.base.ServedModel` can be served instead (``create_app(model=...)``;
+``agentsynth serve --student PATH`` serves a trained student); everything below applies to it too:
 
 - ``GET /v1/models`` lists the one model (``"sim"`` by default);
 - ``POST /v1/chat/completions`` answers a chat body (``model``, ``messages``, ``n``,
@@ -34,9 +36,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ..models.base import Choice, ModelError, ServedModel
 from .model import SimModel, SimParams
 
-__all__ = ["Faults", "create_app", "serve"]
+__all__ = ["Faults", "SimServed", "create_app", "serve"]
 
 _JSON = "application/json"
 _MAX_N = 128
@@ -156,9 +159,10 @@ class _State:
 
     __slots__ = ("model", "model_name", "faults", "latency_s", "rng", "stats", "counter", "models_body", "err_429", "err_500", "retry_headers", "api_key")
 
-    def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float, api_key: str | None = None):
+    def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float, api_key: str | None = None,
+                 model: ServedModel | None = None):
         self.api_key = api_key
-        self.model = SimModel(params, name=model_name)
+        self.model: ServedModel = model if model is not None else SimServed(params, name=model_name)
         self.model_name = model_name
         self.faults = faults or Faults()
         self.latency_s = float(latency_s)
@@ -227,12 +231,13 @@ async def _chat(request: web.Request) -> web.Response:
         return _error(400, str(e))
     if hang:
         await asyncio.sleep(f.hang_s)
-    model = st.model
-    messages = req["messages"]
-    choices = model.choices(messages, n=req["n"], temperature=req["temperature"], seed=req["seed"],
-                            max_tokens=req["max_tokens"], tools=req["tools"])
-    prompt_tokens = model.prompt_tokens(messages)
-    completion_tokens = sum(c["tokens"] for c in choices)
+    try:
+        choices, prompt_tokens = await st.model.choices(req["messages"], n=req["n"], temperature=req["temperature"],
+                                                        seed=req["seed"], max_tokens=req["max_tokens"], tools=req["tools"])
+    except ModelError as e:
+        stats["400"] += 1
+        return _error(400, str(e))
+    completion_tokens = sum(c.completion_tokens for c in choices)
     st.counter += 1
     body = {
         "id": f"chatcmpl-sim{st.counter:010d}",
@@ -240,7 +245,7 @@ async def _chat(request: web.Request) -> web.Response:
         "created": int(time.time()),
         "model": req["model"] or st.model_name,
         "choices": [
-            {"index": i, "message": _message(c), "logprobs": None, "finish_reason": c["finish_reason"]}
+            {"index": i, "message": c.message, "logprobs": None, "finish_reason": c.finish_reason}
             for i, c in enumerate(choices)
         ],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
@@ -250,10 +255,23 @@ async def _chat(request: web.Request) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), content_type=_JSON)
 
 
-def _message(choice: dict[str, Any]) -> dict[str, Any]:
-    if choice.get("tool_calls"):
-        return {"role": "assistant", "content": None, "tool_calls": choice["tool_calls"]}
-    return {"role": "assistant", "content": choice["content"]}
+class SimServed:
+    """The sim as a :class:`~agentsynth.models.base.ServedModel` (what the server serves by default)."""
+
+    def __init__(self, params: SimParams | None = None, name: str = "sim"):
+        self.sim = SimModel(params, name=name)
+        self.name = name
+
+    async def choices(self, messages: list[dict[str, Any]], *, n: int, temperature: float, seed: int | None,
+                      max_tokens: int | None, tools: list[dict[str, Any]] | None = None) -> tuple[list[Choice], int]:
+        out = []
+        for c in self.sim.choices(messages, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, tools=tools):
+            if c.get("tool_calls"):
+                msg = {"role": "assistant", "content": None, "tool_calls": c["tool_calls"]}
+            else:
+                msg = {"role": "assistant", "content": c["content"]}
+            out.append(Choice(msg, c["finish_reason"], c["tokens"]))
+        return out, self.sim.prompt_tokens(messages)
 
 
 def create_app(
@@ -263,15 +281,18 @@ def create_app(
     faults: Faults | None = None,
     latency_s: float = 0.0,
     api_key: str | None = None,
+    model: ServedModel | None = None,
 ) -> web.Application:
-    """The sim's OpenAI-compatible :class:`aiohttp.web.Application`.
+    """The OpenAI-compatible :class:`aiohttp.web.Application`, serving the sim (default) or ``model``.
 
-    params: the sim's parameters (default :class:`SimParams`()).
+    params: the sim's parameters (default :class:`SimParams`()); unused with ``model``.
     model_name: the id listed by ``/v1/models`` (any requested ``model`` is answered and echoed).
     faults: injected faults (:class:`Faults`); none by default.
     latency_s: a fixed delay before every chat completion reply.
     api_key: if set, chat requests must send ``Authorization: Bearer <api_key>``; others get a 401
         whose message echoes the key they sent (as some servers do).
+    model: what to serve instead of the sim: any :class:`~agentsynth.models.base.ServedModel`
+        (e.g. a :class:`~agentsynth.student.StudentModel`); faults and latency apply to it too.
 
     Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, ``GET /stats``. ``/stats`` counts
     chat completion requests: ``requests`` in all and by outcome — ``ok``, ``400`` (bad body),
@@ -280,7 +301,7 @@ def create_app(
     if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)) or latency_s < 0:
         raise ValueError(f"latency_s={latency_s!r} must be a number >= 0")
     app = web.Application()
-    app[_STATE] = _State(params, model_name, faults, latency_s, api_key)
+    app[_STATE] = _State(params, model_name, faults, latency_s, api_key, model)
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/stats", _stats)
@@ -297,12 +318,15 @@ def serve(
     latency_s: float = 0.0,
     api_key: str | None = None,
     print_fn: Callable[[str], Any] | None = print,
+    model: ServedModel | None = None,
 ) -> None:
-    """Run the sim server on ``host:port`` until interrupted (Ctrl-C / SIGTERM).
+    """Run the server on ``host:port`` until interrupted (Ctrl-C / SIGTERM), serving the sim or
+    ``model`` (see :func:`create_app`).
 
     Prints one line with the base URL through ``print_fn`` (``None``: silent). No access log.
     """
-    app = create_app(params, model_name=model_name, faults=faults, latency_s=latency_s, api_key=api_key)
+    app = create_app(params, model_name=model_name, faults=faults, latency_s=latency_s, api_key=api_key, model=model)
     if print_fn is not None:
-        print_fn(f'agentsynth sim server on http://{host}:{port}/v1 (model "{model_name}")')
+        what = "sim" if model is None else "model"
+        print_fn(f'agentsynth {what} server on http://{host}:{port}/v1 (model "{model_name}")')
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=1.0)
