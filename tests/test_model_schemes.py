@@ -62,7 +62,7 @@ def test_core_imports_without_torch_and_says_how_to_get_it(tmp_path: Path) -> No
 
     from conftest import ROOT
 
-    probe = ("import sys, agentsynth, agentsynth.cli, agentsynth.runner, agentsynth.student, agentsynth.student.cli;"
+    probe = ("import sys, agentsynth, agentsynth.cli, agentsynth.runner, agentsynth.student, agentsynth.cli.student;"
              "print('torch' in sys.modules, 'tokenizers' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stderr

@@ -1,5 +1,5 @@
 """The student's commands: ``agentsynth student init``, ``agentsynth student info`` and
-``agentsynth train`` (registered on the main command group by :mod:`agentsynth.cli`).
+``agentsynth train`` (registered on the main command group in :mod:`agentsynth.cli`).
 
 Bad input (a missing or corrupt checkpoint, an unknown export, a non-empty --out) prints one line
 and exits 2; nothing is written then.
@@ -21,7 +21,7 @@ DEFAULT_TRAIN_LR = 3e-4
 
 
 def _fail(message: str) -> None:
-    from ..cli import EXIT_BAD_INPUT, _fail as fail
+    from . import EXIT_BAD_INPUT, _fail as fail
 
     fail(message, EXIT_BAD_INPUT)
 
@@ -66,7 +66,7 @@ class _Bar:
 
 
 def _train_config(steps: int | None, minutes: float | None, default_minutes: float | None, **kw: Any) -> Any:
-    from .config import TrainConfig
+    from ..student.config import TrainConfig
 
     if steps is None and minutes is None:
         minutes = default_minutes
@@ -120,13 +120,13 @@ def init_cmd(env_lists: tuple[str, ...], difficulty: int, out: str, tasks: int, 
              context: int, vocab: int, quiet: bool) -> None:
     """Build a base student from scratch on the environments' reference answers (its
     "pretraining"): a tokenizer and a model, written to --out with a manifest."""
-    from .errors import StudentError, require_learn_extra
+    from ..student.errors import StudentError, require_learn_extra
 
     cfg = _train_config(steps, minutes, DEFAULT_INIT_MINUTES, seed=seed, lr=lr, batch_size=batch_size, threads=threads)
     bar = _Bar("student init", enabled=not quiet)
     try:
         require_learn_extra()
-        from .build import init_student
+        from ..student.build import init_student
 
         s = init_student(_env_names(env_lists), out, difficulty=difficulty, tasks=tasks, train_cfg=cfg, vocab_size=vocab,
                          context=context, width=width, layers=layers, heads=heads, on_progress=bar)
@@ -142,11 +142,11 @@ def init_cmd(env_lists: tuple[str, ...], difficulty: int, out: str, tasks: int, 
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
 def info_cmd(path: str, as_json: bool) -> None:
     """Check a student checkpoint (manifest, weights, tokenizer) and show its manifest."""
-    from .errors import StudentError, require_learn_extra
+    from ..student.errors import StudentError, require_learn_extra
 
     try:
         require_learn_extra()
-        from .checkpoint import Student
+        from ..student.checkpoint import Student
 
         s = Student.load(path)
     except StudentError as exc:
@@ -186,7 +186,7 @@ def train_cmd(export_ref: str, out: str, base: str | None, steps: int | None, mi
               replay: float, lr: float | None, batch_size: int | None, threads: int | None, store: str, quiet: bool) -> None:
     """Fine-tune a student on an SFT export (agentsynth export --format sft) and write a new
     checkpoint whose manifest records the export id, its sha256 and the parent checkpoint."""
-    from .errors import StudentError, require_learn_extra
+    from ..student.errors import StudentError, require_learn_extra
 
     if replay and not base:
         _fail("--replay needs --base (it replays the base's training data)")
@@ -196,11 +196,11 @@ def train_cmd(export_ref: str, out: str, base: str | None, steps: int | None, mi
     bar = _Bar("train", enabled=not quiet)
     try:
         require_learn_extra()
-        from .build import build_tokenizer, finetune, new_student, replay_examples, resolve_export
-        from .checkpoint import Student
-        from .data import read_sft
+        from ..student.build import build_tokenizer, finetune, new_student, replay_examples, resolve_export
+        from ..student.checkpoint import Student
+        from ..student.data import read_sft
 
-        from .checkpoint import check_out
+        from ..student.checkpoint import check_out
 
         check_out(out)
         ref = resolve_export(export_ref, store)

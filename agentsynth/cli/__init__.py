@@ -16,14 +16,14 @@ from typing import Any
 
 import click
 
-from .store import DEFAULT_STORE
+from ..store import DEFAULT_STORE
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    from .credentials import redact
+    from ..credentials import redact
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
@@ -54,10 +54,10 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
     """Run the synthesis described by SPEC (a TOML run spec); resumes an interrupted run."""
-    from .models.base import ModelError
-    from .runner import Runner
-    from .spec import SpecError, load_spec
-    from .store import StoreError
+    from ..models.base import ModelError
+    from ..runner import Runner
+    from ..spec import SpecError, load_spec
+    from ..store import StoreError
 
     try:
         spec = load_spec(spec_path, **overrides)
@@ -149,7 +149,7 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
     """
     import duckdb
 
-    from .store import StoreError, file_refusal, open_store
+    from ..store import StoreError, file_refusal, open_store
 
     if query == "-":
         query = sys.stdin.read()
@@ -191,7 +191,7 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
 
 
 def _print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, stream: Any) -> None:
-    from .console import data_console, data_table
+    from ..console import data_console, data_table
 
     console = data_console(stream)
     console.print(data_table(cols, rows[:max_rows]))
@@ -208,8 +208,8 @@ def _print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, st
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> None:
     """Apply graders to a stored run's trajectories (no policy calls); idempotent."""
-    from .regrade import regrade as do_regrade
-    from .store import StoreError
+    from ..regrade import regrade as do_regrade
+    from ..store import StoreError
 
     try:
         result = do_regrade(store, run_name, list(graders), role=role)
@@ -223,7 +223,7 @@ def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> N
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 def runs(store: str) -> None:
     """List the runs in a store with episode counts and pass rates."""
-    from .store import StoreError, open_store
+    from ..store import StoreError, open_store
 
     query = """
         SELECT r.name, r.run_id, r.model, r.status, r.planned,
@@ -248,7 +248,7 @@ def runs(store: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def envs(fmt: str) -> None:
     """List registered environments: domain, feedback channels, graders and their labels."""
-    from .registry import available, resolve
+    from ..registry import available, resolve
 
     rows = []
     for name, target in available().items():
@@ -306,20 +306,20 @@ def serve(host: str, port: int, student_path: str | None, model_name: str | None
     """Serve the built-in sim model (a simulator, for offline use, tests and demos) or, with
     --student, a trained student over an OpenAI-compatible HTTP API, optionally with injected
     faults and latency."""
-    from .sim import SimParams
-    from .sim.server import Faults, serve as serve_app
+    from ..sim import SimParams
+    from ..sim.server import Faults, serve as serve_app
 
     if student_path and sim_params:
         _fail("--sim parameters apply to the sim, not to --student")
     model = None
     if student_path:
-        from .student import StudentError
+        from ..student import StudentError
 
         try:
-            from .student.errors import require_learn_extra
+            from ..student.errors import require_learn_extra
 
             require_learn_extra()
-            from .student.chat_model import StudentModel
+            from ..student.chat_model import StudentModel
 
             model = StudentModel(student_path, name=model_name or "student")
         except StudentError as exc:
@@ -379,9 +379,9 @@ def audit(runs: tuple[str, ...], by: str | None, fmt: str, out: str | None, plot
     \b
     Example: agentsynth audit --run feedback-sweep --by domain --plot audit.png
     """
-    from .analysis import report
-    from .analysis.audit import audit as do_audit
-    from .store import StoreError
+    from ..analysis import report
+    from ..analysis.audit import audit as do_audit
+    from ..store import StoreError
 
     if plot and not plot.lower().endswith((".png", ".html", ".htm")):
         _fail(f"--plot {plot}: use a .png or .html file name")
@@ -428,9 +428,9 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
     \b
     Example: agentsynth export --run quickstart --select correct --format sft --out train.jsonl
     """
-    from .exports import ExportError, NothingToExport
-    from .exports import export as do_export
-    from .store import StoreError
+    from ..exports import ExportError, NothingToExport
+    from ..exports import export as do_export
+    from ..store import StoreError
 
     if trajectory is not None and fmt != "sft":
         _fail("--trajectory applies to --format sft only")
@@ -470,9 +470,9 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
     \b
     Example: agentsynth eval --model sim --envs arithmetic,units --tasks 200
     """
-    from .evaluation import EvalError, EvalFailed, evaluate
-    from .spec import SpecError
-    from .store import StoreError
+    from ..evaluation import EvalError, EvalFailed, evaluate
+    from ..spec import SpecError
+    from ..store import StoreError
 
     progress = _Progress(f"eval {model}", enabled=not quiet)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -506,7 +506,7 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
 
 
 def _register_student() -> None:
-    from .student.cli import student, train_cmd
+    from .student import student, train_cmd
 
     main.add_command(student)
     main.add_command(train_cmd)
