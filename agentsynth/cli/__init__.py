@@ -11,12 +11,12 @@ import json
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 import click
 
 from ..store import DEFAULT_STORE
+from .progress import Bar
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -91,43 +91,24 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 class _Progress:
-    """A rich progress bar on stderr (silent when disabled)."""
+    """The progress of a run or an evaluation: episodes done, ok and failed."""
 
     def __init__(self, name: str, enabled: bool):
         self.name = name
-        self.enabled = enabled
-        self._p: Any = None
-        self._task: Any = None
-        self._last = 0.0
+        self.bar = Bar(name, enabled, ["{task.fields[status]}"], every=0.1)
 
     def start(self, total: int, todo: int) -> None:
-        if not self.enabled:
+        if not self.bar.enabled:
             return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         if todo < total:
             click.echo(f"resuming {self.name}: {total - todo} of {total} episodes already stored", err=True)
-        self._p = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        from rich.markup import escape
-
-        self._task = self._p.add_task(escape(self.name), total=todo, status="")  # a run name is text, not markup
-        self._p.start()
+        self.bar.update(0, todo, status="")
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
-        now = time.monotonic()
-        if self._p is not None and (now - self._last >= 0.1 or done == total):
-            self._last = now
-            self._p.update(self._task, completed=done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
+        self.bar.update(done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
 
     def stop(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-            self._p = None
+        self.bar.stop()
 
 
 @main.command()

@@ -8,12 +8,12 @@ and exits 2; nothing is written then.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 
 from ..store import DEFAULT_STORE
+from .progress import Bar
 
 DEFAULT_INIT_MINUTES = 8.0
 DEFAULT_TRAIN_STEPS = 200
@@ -31,38 +31,16 @@ def _env_names(items: tuple[str, ...]) -> list[str]:
 
 
 class _Bar:
-    """A rich progress bar on stderr for a training run: steps, loss, tokens/s (silent when disabled)."""
+    """The progress of a training run: steps, loss, tokens/s."""
 
     def __init__(self, title: str, enabled: bool):
-        self.title = title
-        self.enabled = enabled
-        self._p: Any = None
-        self._task: Any = None
-        self._last = 0.0
+        self.bar = Bar(title, enabled, ["loss {task.fields[loss]}", "{task.fields[speed]}"], every=0.2)
 
     def __call__(self, p: Any) -> None:
-        if not self.enabled:
-            return
-        if self._p is None:
-            from rich.console import Console
-            from rich.markup import escape
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
-                               TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
-            self._task = self._p.add_task(escape(self.title), total=p.steps, loss="-", speed="")
-            self._p.start()
-        now = time.monotonic()
-        if now - self._last >= 0.2 or p.step == p.steps:
-            self._last = now
-            self._p.update(self._task, completed=p.step, total=p.steps, loss=f"{p.loss:.3f}",
-                           speed=f"{p.tokens_per_s:,.0f} tok/s")
+        self.bar.update(p.step, p.steps, loss=f"{p.loss:.3f}", speed=f"{p.tokens_per_s:,.0f} tok/s")
 
     def stop(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-            self._p = None
+        self.bar.stop()
 
 
 def _train_config(steps: int | None, minutes: float | None, default_minutes: float | None, **kw: Any) -> Any:
