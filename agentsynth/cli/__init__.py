@@ -87,7 +87,17 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    """SIGTERM stops a command exactly as Ctrl-C does.
+
+    Inside ``asyncio.run`` the SIGINT handler is asyncio's, which cancels the main task at its next
+    ``await`` (so finished episodes are flushed and the run is marked interrupted); raising from the
+    handler instead could land inside a lock or a DuckDB query and leave the process stuck.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _interrupt:
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 class _Progress:
