@@ -40,7 +40,7 @@ from .store.clock import utcnow
 from .store.connection import connect
 from .store.transaction import transaction
 
-__all__ = ["CONFIDENCE", "TOOL_TURNS", "EvalError", "EvalFailed", "EvaluationRow", "eval_spec", "evaluate"]
+__all__ = ["CONFIDENCE", "SCORED_EPISODES", "TOOL_TURNS", "EvalError", "EvalFailed", "EvaluationRow", "eval_spec", "evaluate"]
 
 CONFIDENCE = 0.95
 """Confidence level of the stored Wilson intervals (the ``generalization`` view assumes 95%)."""
@@ -217,17 +217,23 @@ async def _preflight(spec: RunSpec) -> None:
         await model.aclose()
 
 
-_SCORE = """
+SCORED_EPISODES = """
 WITH seen AS (
     SELECT DISTINCT e.task_id FROM episodes e JOIN runs r USING (run_id)
     WHERE r.kind = 'synthesis' AND e.task_id IS NOT NULL
 ),
 ev AS (
-    SELECT e.env_id, e.env_config::VARCHAR AS env_config, e.domain, e.passed_first,
+    SELECT e.run_id, e.task_id, e.env_id, e.env_config::VARCHAR AS env_config, e.domain, e.passed_first,
            e.task_id IN (SELECT task_id FROM seen) AS leaked,
-           row_number() OVER (PARTITION BY e.env_id, e.task_id ORDER BY e.seed, e.sample) AS k
-    FROM episodes e WHERE e.run_id = ? AND e.status = 'ok'
+           row_number() OVER (PARTITION BY e.run_id, e.env_id, e.task_id ORDER BY e.seed, e.sample) AS k
+    FROM episodes e WHERE list_contains($runs, e.run_id) AND e.status = 'ok'
 )
+"""
+"""The ``ev`` CTE: each ok episode of the evaluation runs in list parameter ``$runs``, with
+``leaked`` (a synthesis run of the store holds its task) and ``k`` (1 for the lowest seed of
+its task): a task is scored once, when ``k = 1 AND NOT leaked``."""
+
+_SCORE = SCORED_EPISODES + """
 SELECT env_id, any_value(env_config), domain,
        count(*) FILTER (k = 1 AND NOT leaked) AS n,
        count(*) FILTER (k = 1 AND NOT leaked AND passed_first) AS correct,
@@ -247,7 +253,7 @@ def _score(store: Path, spec: RunSpec, run_id: str, base_model: str, trained_on:
     con = connect(store, read_only=False)
     try:
         base_url = con.execute("SELECT base_url FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]  # key-free
-        found = con.execute(_SCORE, [run_id]).fetchall()
+        found = con.execute(_SCORE, {"runs": [run_id]}).fetchall()
         found.sort(key=lambda r: (order.index(r[0]) if r[0] in order else len(order), r[2] or ""))
         for env_id, env_config, domain, n, correct, excluded, duplicates in found:
             domain = domain or env_id

@@ -9,7 +9,8 @@ Graders are named as ``module:attr`` (a :class:`~agentsynth.Grader`, or a factor
 arguments, e.g. ``rubrics:exact_match``), ``env:<name>`` (a grader of the episode's own
 environment, e.g. ``env:format`` or ``env:hint``), or ``self_consistency`` (closed: does the
 first-turn answer's key agree with a plurality key of the run's first-turn answers to the same task?
-see :mod:`agentsynth.store.queries`).
+see :mod:`agentsynth.store.queries`), or ``keep_all`` (closed: accepts every answer, i.e. no
+selection at all; the loop's ``keep-all`` arm selects with it).
 Graders that call a model (judges, self-review) are not supported here yet.
 """
 
@@ -39,6 +40,15 @@ SELF_CONSISTENCY = SignalType(
 )
 
 
+class KeepAll(Grader):
+    """Accepts every answer: selecting with it keeps all the model produced (no information added)."""
+
+    signal_type = SignalType("keep_all", "self", "closed", 2, False, "accepts every answer: no selection at all")
+
+    def grade(self, ctx: GradeContext) -> Signal:
+        return Signal(self.name, 1.0, True)
+
+
 @dataclass
 class RegradeResult:
     """What a regrade added, per grader."""
@@ -61,6 +71,8 @@ class _Turn:
 def _resolve_grader(ref: str) -> Grader | str:
     if ref == "self_consistency" or ref.startswith("env:"):
         return ref
+    if ref == "keep_all":
+        return KeepAll()
     try:
         obj = load_attr(ref)
     except UnknownEnvironment as exc:

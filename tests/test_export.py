@@ -377,3 +377,31 @@ def test_a_store_held_by_a_running_writer(store: Path, tmp_path: Path) -> None:
         holder.stdin.close()
         holder.wait()
     assert list(tmp_path.iterdir()) == [] and table_digest(store) == before
+
+
+def test_sft_reference_trajectory_trains_on_the_reference_reply(store: Path, tmp_path: Path) -> None:
+    """--trajectory reference: the prompt and the environment's reference reply, whatever the model
+    answered (the loop's reference arm); one line per task however many samples drew it."""
+    from agentsynth.registry import resolve
+    from agentsynth.tasks import Task
+
+    out = tmp_path / "ref.jsonl"
+    _, xid = _export(store, out, "--run", "src", "--select", "reference", "--min", "0", "--format", "sft",
+                     "--trajectory", "reference", "--domains", "arithmetic")
+    lines = [json.loads(line) for line in _lines(out)]
+    items = _check_lineage(store, xid, out, ["example"])
+    env = resolve("arithmetic").cls()
+    tasks = set()
+    for line, (_, _, eid, _turn, task_id, _domain, _) in zip(lines, items):
+        env_id, domain, seed, prompt, answer, meta = q(
+            store, "SELECT env_id, domain, seed, prompt, answer, metadata FROM tasks WHERE task_id = ?", [task_id])[0]
+        want = env.reference_reply(Task(env_id, domain, seed, prompt, answer, json.loads(meta)))
+        assert line["messages"] == [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt},
+                                    {"role": "assistant", "content": want}]
+        tasks.add(task_id)
+    graded = q(store, "SELECT count(DISTINCT e.task_id) FROM episodes e JOIN runs r USING (run_id) JOIN signals s "
+                      "USING (episode_id) WHERE r.name = 'src' AND s.name = 'reference' AND e.env_id = 'arithmetic'")[0][0]
+    assert len(lines) == len(tasks) == graded  # every task once
+    r = cli("export", "--store", str(store), "--out", str(tmp_path / "x.jsonl"), "--run", "src", "--select", "correct",
+            "--format", "dpo", "--trajectory", "reference")
+    assert r.returncode == 2 and "--trajectory applies to --format sft only" in r.stderr

@@ -97,3 +97,15 @@ def test_regrade_one_grader_on_two_runs_of_one_store(tmp_path: Path, order: tupl
     rows = q(store, """SELECT r.name, count(*) FROM signals JOIN episodes USING (episode_id) JOIN runs r USING (run_id)
                        WHERE signals.name = 'self_consistency' GROUP BY 1 ORDER BY 1""")
     assert rows == [("a", 36), ("b", 36)]
+
+
+def test_keep_all_accepts_every_answer_and_is_labelled_closed(tmp_path: Path) -> None:
+    spec = agentsynth.RunSpec(name="ka", store=str(tmp_path / "s.duckdb"), samples=3,
+                              envs=[agentsynth.EnvSpec(id="arithmetic", tasks=10, max_turns=2, feedback="binary")])
+    agentsynth.Runner(spec).run()
+    r = cli("regrade", "--run", "ka", "--grader", "keep_all", "--store", spec.store)
+    assert r.returncode == 0, r.stderr
+    store = Path(spec.store)
+    turns = q(store, "SELECT sum(turns) FROM episodes")[0][0]
+    assert q(store, "SELECT count(*), count(*) FILTER (passed) FROM signals WHERE name = 'keep_all'") == [(turns, turns)]
+    assert q(store, "SELECT source, openness, task_relevant FROM signal_types WHERE name = 'keep_all'") == [("self", "closed", False)]

@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -410,8 +410,9 @@ def audit(runs: tuple[str, ...], by: str | None, fmt: str, out: str | None, plot
               help="sft: chat JSONL; dpo: preference JSONL; parquet: flat table.")
 @click.option("--out", required=True, type=click.Path(), help="Output file.")
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
-@click.option("--trajectory", type=click.Choice(["final", "full"]), default=None,
-              help="sft: final = prompt + tool calls + accepted answer (default); full = the whole conversation.")
+@click.option("--trajectory", type=click.Choice(["final", "full", "reference"]), default=None,
+              help="sft: final = prompt + tool calls + accepted answer (default); full = the whole conversation; "
+                   "reference = the prompt and the task's reference reply instead of the model's.")
 def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains: tuple[str, ...], fmt: str, out: str,
                store: str, trajectory: str | None) -> None:
     """Write the episodes SIGNAL accepted as training data, and record the export in the store.
@@ -496,14 +497,16 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
                "stored in the evaluations table")
 
 
-def _register_student() -> None:
+def _register_commands() -> None:
+    from .loop import loop
     from .student import student, train_cmd
 
     main.add_command(student)
     main.add_command(train_cmd)
+    main.add_command(loop)
 
 
-_register_student()
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

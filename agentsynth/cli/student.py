@@ -92,10 +92,12 @@ def student() -> None:
 @click.option("--heads", default=4, show_default=True, type=click.IntRange(1, None))
 @click.option("--context", default=256, show_default=True, type=click.IntRange(16, None), help="Longest sequence in tokens.")
 @click.option("--vocab", default=1024, show_default=True, type=click.IntRange(300, 65_536), help="Tokenizer vocabulary size.")
+@click.option("--review", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of self-review examples (judging an answer: VERDICT: correct/incorrect).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def init_cmd(env_lists: tuple[str, ...], difficulty: int, out: str, tasks: int, steps: int | None, minutes: float | None,
              seed: int, lr: float | None, batch_size: int | None, threads: int | None, width: int, layers: int, heads: int,
-             context: int, vocab: int, quiet: bool) -> None:
+             context: int, vocab: int, review: float, quiet: bool) -> None:
     """Build a base student from scratch on the environments' reference answers (its
     "pretraining"): a tokenizer and a model, written to --out with a manifest."""
     from ..student.errors import StudentError, require_learn_extra
@@ -107,7 +109,7 @@ def init_cmd(env_lists: tuple[str, ...], difficulty: int, out: str, tasks: int, 
         from ..student.build import init_student
 
         s = init_student(_env_names(env_lists), out, difficulty=difficulty, tasks=tasks, train_cfg=cfg, vocab_size=vocab,
-                         context=context, width=width, layers=layers, heads=heads, on_progress=bar)
+                         context=context, width=width, layers=layers, heads=heads, review=review, on_progress=bar)
     except StudentError as exc:
         bar.stop()
         _fail(str(exc))

@@ -11,7 +11,9 @@ Formats:
   language modeling), plus ``"tools"`` (the environment's tool schemas) for environments that
   declare tools. ``trajectory="final"``: system prompt + task prompt + the tool calls and tool
   results before the accepted answer + the accepted answer (failed answers and the feedback on
-  them are left out); ``"full"``: the conversation up to and including the accepted answer.
+  them are left out); ``"full"``: the conversation up to and including the accepted answer;
+  ``"reference"``: the prompt and the environment's reference reply to the task in place of the
+  model's answer (imitation of the reference: the loop's ``reference`` arm).
 - ``dpo``: ``{"prompt", "chosen", "rejected"}`` per line (TRL conversational preference). Per task,
   accepted answers are paired with answers the signal graded and did not accept; distinct answer
   keys (``messages.answer``) on each side, never the same key on both. Tool-using episodes are
@@ -63,7 +65,7 @@ from .formats import line_json as line_json
 from .selection import check_domains, check_signal, graded_turns, resolve_run
 from .writing import fsync_dir, record_lineage, write_tmp
 
-TRAJECTORIES = ("final", "full")
+TRAJECTORIES = ("final", "full", "reference")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ conversation of one accepted turn (``final`` or ``full`` trajectory), and the to
 environment declares.
 
 Public (re-exported by ``agentsynth.exports``): :func:`chat_message`, :func:`sft_messages`.
-Package-internal API: :class:`ToolSchemas`.
+Package-internal API: :class:`ToolSchemas`, :class:`ReferenceReplies`.
 """
 
 from __future__ import annotations
@@ -72,3 +72,26 @@ class ToolSchemas:
             return json.loads(json.dumps(list(env.tools))) if env.tools else []
         finally:
             env.close()
+
+
+class ReferenceReplies:
+    """The environment's reference reply to a stored task (:meth:`~agentsynth.env.TextEnv.reference_reply`),
+    for the ``reference`` trajectory; environments are built once per (env_id, env_config)."""
+
+    def __init__(self, tasks: dict[str, Any]) -> None:
+        self._tasks = tasks  # task_id -> Task
+        self._envs: dict[tuple[str, str | None], Any] = {}
+
+    def __call__(self, env_id: str, env_config: str | None, task_id: str) -> str:
+        from ..registry import resolve
+
+        key = (env_id, env_config)
+        if key not in self._envs:
+            self._envs[key] = resolve(env_id).cls(**json.loads(env_config or "{}"))
+        return self._envs[key].reference_reply(self._tasks[task_id])
+
+    def close(self) -> None:
+        """Close the environments built."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .chat import ToolSchemas, chat_message, sft_messages
+from .chat import ReferenceReplies, ToolSchemas, chat_message, sft_messages
 from .selection import (
     Graded,
     answer_index,
@@ -92,6 +92,8 @@ def dedup_key(fmt: str) -> Callable[[Row], Any]:
 def _build_sft(con: duckdb.DuckDBPyConnection, graded: list[Graded], trajectory: str) -> Built:
     accepted = first_accepted(graded)
     msgs = load_messages(con, (g.episode_id for g in accepted))
+    if trajectory == "reference":
+        return _build_reference(con, accepted, msgs)
     schemas = ToolSchemas()
     built = Built([])
     for g in accepted:
@@ -104,6 +106,33 @@ def _build_sft(con: duckdb.DuckDBPyConnection, graded: list[Graded], trajectory:
         if tools:
             line["tools"] = tools
         built.rows.append(Row(line_json(line), [("example", g)]))
+    return built
+
+
+def _build_reference(con: duckdb.DuckDBPyConnection, accepted: list[Graded], msgs: dict[str, list[dict[str, Any]]]) -> Built:
+    """sft rows of the ``reference`` trajectory: each accepted episode's prompt with the
+    environment's reference reply to its task in place of the model's answer (tool-using
+    episodes are skipped: a reference reply holds no tool calls)."""
+    from ..tasks import Task
+
+    ids = sorted({g.task_id for g in accepted})
+    tasks = {r[0]: Task(r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else {}) for r in con.execute(
+        "SELECT task_id, env_id, domain, seed, prompt, answer, metadata FROM tasks WHERE list_contains(?, task_id)",
+        [ids]).fetchall()}
+    replies = ReferenceReplies(tasks)
+    built = Built([])
+    try:
+        for g in accepted:
+            m = msgs[g.episode_id]
+            if uses_tools(m):
+                built.skipped_tool_episodes += 1
+                continue
+            prompt = [chat_message(x) for x in m[:prompt_end(m)]]
+            reply = replies(g.env_id, g.env_config, g.task_id)
+            built.rows.append(Row(line_json({"messages": [*prompt, {"role": "assistant", "content": reply}]}),
+                                  [("example", g)]))
+    finally:
+        replies.close()
     return built
 
 

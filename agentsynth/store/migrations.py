@@ -260,6 +260,39 @@ def m003_generalization_view(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+
+@migration
+def m004_loops(con: duckdb.DuckDBPyConnection) -> None:
+    """The ``loops`` table: one row per step of a generation-training loop (``agentsynth loop``).
+
+    A step is (loop, arm, seed, generation); generation 0 is the base. Its synthesis run, export,
+    checkpoint and evaluations are ordinary rows of ``runs``, ``exports`` and ``evaluations``;
+    this table ties them together. ``phase`` is the last finished phase (``synthesized``,
+    ``exported``, ``trained``, ``evaluated``); ``figures`` holds the step's counts and timings.
+    """
+    con.execute(
+        """
+        CREATE TABLE loops (
+            loop VARCHAR NOT NULL,
+            arm VARCHAR NOT NULL,
+            seed INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            signal VARCHAR,
+            phase VARCHAR NOT NULL,
+            run_id VARCHAR,
+            export_id VARCHAR,
+            parent VARCHAR,
+            checkpoint VARCHAR,
+            model VARCHAR,
+            evaluation_ids JSON,
+            figures JSON,
+            spec_hash VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (loop, arm, seed, generation)
+        )
+        """
+    )
+
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the migrations recorded in the store ([] for a new or foreign file)."""
     exists = con.execute(

@@ -16,7 +16,7 @@ from typing import Any
 
 from .checkpoint import Student, check_out
 from .config import GPTConfig, TrainConfig
-from .data import Example, file_sha256, read_sft, reference_examples
+from .data import Example, file_sha256, read_sft, reference_examples, review_examples
 from .errors import StudentError, require_learn_extra
 from .tokenizer import DEFAULT_VOCAB, StudentTokenizer
 from .training import Progress, TrainReport, set_threads, train
@@ -75,17 +75,26 @@ def _figures(report: TrainReport, cfg: TrainConfig) -> dict[str, Any]:
 
 def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, tasks: int = 20_000, seed_start: int = 0,
                  train_cfg: TrainConfig, vocab_size: int = DEFAULT_VOCAB, context: int = 256, width: int = 96,
-                 layers: int = 3, heads: int = 4, on_progress: Callable[[Progress], None] | None = None) -> Student:
+                 layers: int = 3, heads: int = 4, review: float = 0.0,
+                 on_progress: Callable[[Progress], None] | None = None) -> Student:
     """Build a base student from scratch: ``tasks`` tasks per environment (seeds ``seed_start..``)
     with their reference replies, a tokenizer trained on them and on every built-in domain, and
-    a model trained on them; write it to ``out``."""
+    a model trained on them; write it to ``out``. ``review`` in [0, 1): the share of the training
+    examples that are self-review conversations (:func:`~agentsynth.student.data.review_examples`),
+    drawn from other seeds of the same environments."""
     names = list(dict.fromkeys(envs))
     if not names:
         raise StudentError("no environments: pass --envs, e.g. --envs arithmetic,strings")
     if tasks < 1:
         raise StudentError(f"--tasks must be at least 1, got {tasks}")
+    if not 0 <= review < 1:
+        raise StudentError(f"--review must be in [0, 1), got {review}")
     check_out(out)
     examples = reference_examples(names, difficulty=difficulty, tasks=tasks, seed_start=seed_start)
+    n_review = round(tasks * review / (1 - review))
+    review_start = seed_start + tasks
+    if n_review:
+        examples += review_examples(names, difficulty=difficulty, tasks=n_review, seed_start=review_start, seed=train_cfg.seed)
     tokenizer = build_tokenizer(examples, vocab_size=vocab_size)
     student = new_student(tokenizer, seed=train_cfg.seed, context=context, width=width, layers=layers, heads=heads,
                           threads=train_cfg.threads)
@@ -93,7 +102,8 @@ def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, t
     student.save(out, {
         "parent": None,
         "data": {"source": "references", "envs": names, "difficulty": difficulty, "tasks_per_env": tasks,
-                 "seed_start": seed_start, "examples": len(examples)},
+                 "seed_start": seed_start, "examples": len(examples),
+                 "review": {"share": review, "tasks_per_env": n_review, "seed_start": review_start} if n_review else None},
         "tokenizer": {**tokenizer.describe(), "corpus_envs": list(TOKENIZER_ENVS), "corpus_difficulties":
                       list(TOKENIZER_DIFFICULTIES), "corpus_seed_start": TOKENIZER_SEED_START},
         "training": _figures(report, train_cfg),
@@ -172,9 +182,17 @@ def replay_examples(base: Student, limit: int = 20_000) -> list[Example]:
     ``limit`` examples."""
     data = base.manifest.get("data") or {}
     if data.get("source") == "references":
-        per_env = max(1, min(int(data["tasks_per_env"]), limit // max(1, len(data["envs"]))))
-        return reference_examples(data["envs"], difficulty=int(data["difficulty"]), tasks=per_env,
-                                  seed_start=int(data["seed_start"]))
+        rev = data.get("review") or {}
+        n_rev = int(rev.get("tasks_per_env") or 0)
+        total = int(data["tasks_per_env"]) + n_rev
+        per_env = max(1, min(total, limit // max(1, len(data["envs"]))))
+        n_ref = max(1, round(per_env * int(data["tasks_per_env"]) / total))
+        out = reference_examples(data["envs"], difficulty=int(data["difficulty"]), tasks=n_ref,
+                                 seed_start=int(data["seed_start"]))
+        if n_rev and per_env > n_ref:
+            out += review_examples(data["envs"], difficulty=int(data["difficulty"]), tasks=per_env - n_ref,
+                                   seed_start=int(rev["seed_start"]), seed=int((base.manifest.get("training") or {}).get("seed", 0)))
+        return out
     if data.get("source") == "export":
         p = Path(data.get("path") or "")
         if not p.is_file() or file_sha256(p) != data.get("sha256"):

@@ -2,7 +2,7 @@
 they become token batches.
 
 Sources: the environments' own tasks with their reference replies (:func:`reference_examples`,
-the base student's "pretraining"), an SFT export (:func:`read_sft`: agentsynth's ``messages``
+the base student's "pretraining"), self-review conversations (:func:`review_examples`), an SFT export (:func:`read_sft`: agentsynth's ``messages``
 JSONL, the last message the assistant reply), or any list of :class:`Example`.
 
 :class:`Batches` cuts encoded examples into batches of similar length (less padding), in an
@@ -69,6 +69,51 @@ def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int =
             env.close()
     return out
 
+
+
+def review_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0,
+                    seed: int = 0) -> list[Example]:
+    """Self-review examples: the conversation the ``self`` channel sends (the task, an answer, the
+    review request) with the verdict a careful reviewer gives, ``VERDICT: correct`` or
+    ``VERDICT: incorrect`` as the environment's own verifier decides. The answer under review is
+    the reference reply (half the time), or it with one digit changed, or another task's reference
+    reply (a quarter each). A base trained on these can judge its own answers as well as it can
+    solve the tasks, which is what the loop's ``self-judge`` arm needs to be a fair closed arm."""
+    from ..channels import SELF_REQUEST
+    from ..registry import UnknownEnvironment, resolve
+
+    rng = np.random.default_rng(seed)
+    out: list[Example] = []
+    for ref in envs:
+        try:
+            cls = resolve(ref).cls
+        except UnknownEnvironment as exc:
+            raise StudentError(str(exc)) from None
+        env = cls(difficulty=difficulty, max_turns=1)
+        try:
+            drawn = []
+            for s in range(seed_start, seed_start + tasks):
+                env.reset(seed=s)
+                assert env.task is not None
+                drawn.append(env.task)
+            refs = [env.reference_reply(t) for t in drawn]
+            for i, task in enumerate(drawn):
+                kind = rng.random()
+                answer = refs[i]
+                if kind >= 0.75 and len(drawn) > 1:
+                    answer = refs[(i + 1 + int(rng.integers(len(drawn) - 1))) % len(drawn)]
+                elif kind >= 0.5:
+                    digits = [k for k, ch in enumerate(answer) if "0" <= ch <= "9"]
+                    if digits:
+                        k = digits[int(rng.integers(len(digits)))]
+                        new = str((int(answer[k]) + 1 + int(rng.integers(9))) % 10)
+                        answer = answer[:k] + new + answer[k + 1:]
+                verdict = "correct" if env.verify(task, answer) else "incorrect"
+                out.append(Example([{"role": "user", "content": task.prompt}, {"role": "assistant", "content": answer},
+                                    {"role": "user", "content": SELF_REQUEST}], f"VERDICT: {verdict}", task.task_id))
+        finally:
+            env.close()
+    return out
 
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes (how exports record their files)."""

@@ -1,0 +1,68 @@
+"""The loop's plot: held-out accuracy by generation, one line per arm with its 95% band, one panel
+per split, and pass@K and distinct answers per generation beside them (matplotlib, the ``plot``
+extra). PNG, or a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from .report import LoopReport
+
+
+def figure(rep: LoopReport):  # -> matplotlib.figure.Figure
+    """Accuracy per split (with bands) and diversity per generation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    panels = len(rep.splits) + 2
+    fig = Figure(figsize=(4.2 * panels, 4.2), layout="constrained")
+    axes = fig.subplots(1, panels)
+    colours = {a: f"C{i % 10}" for i, a in enumerate(rep.arms)}
+    for ax, split in zip(axes, rep.splits):
+        for arm in rep.arms:
+            cells = [c for c in rep.accuracy if c.arm == arm and c.split == split and c.accuracy is not None]
+            if not cells:
+                continue
+            g = [c.generation for c in cells]
+            ax.plot(g, [c.accuracy for c in cells], marker="o", color=colours[arm], label=arm)
+            ax.fill_between(g, [c.ci_low for c in cells], [c.ci_high for c in cells], color=colours[arm], alpha=0.12)
+        doms = ", ".join(rep.domains.get(split, []))
+        ax.set_title(f"{split} domains ({doms})", fontsize=10)
+        ax.set_xlabel("generation")
+        ax.set_ylabel("greedy held-out accuracy")
+        ax.grid(alpha=0.3)
+    for ax, attr, title in ((axes[-2], "pass_at_k", "pass@K of the samples"),
+                            (axes[-1], "distinct_answers", "distinct answers per task")):
+        for arm in rep.arms:
+            cells = [c for c in rep.diversity if c.arm == arm]
+            if cells:
+                ax.plot([c.generation - 1 for c in cells], [getattr(c, attr) for c in cells], marker="o",
+                        color=colours[arm], label=arm)
+        ax.set_title(title + " (student of generation g)", fontsize=10)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"loop {rep.loop}")
+    return fig
+
+
+def write_plot(rep: LoopReport, path: str | Path) -> Path:
+    """Write the plot to ``path``: ``.png`` or ``.html`` (self-contained)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".png", ".html", ".htm"):
+        raise ValueError(f"--plot {p}: use a .png or .html file name")
+    if suffix == ".png":
+        figure(rep).savefig(p, format="png", dpi=110)
+        return p
+    buf = io.BytesIO()
+    figure(rep).savefig(buf, format="png", dpi=110)
+    img = base64.b64encode(buf.getvalue()).decode()
+    p.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep.loop)}</title></head><body>"
+                 f"<img alt='loop plot' src='data:image/png;base64,{img}'></body></html>\n")
+    return p
