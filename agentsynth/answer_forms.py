@@ -73,7 +73,7 @@ def wrong_answers(task: Task) -> list[str]:
     """Plausible wrong answers to a built-in domain's task, most telling first (empty for other
     domains). They are meant to be checked against the truth: for ``logic`` some may be another
     consistent assignment (and for the many-answer domains, another correct answer)."""
-    a, m = reference(task), task.metadata
+    a = reference(task)
     if task.domain in ("arithmetic", "tools"):
         return [str(int(a) + 1), str(int(a) - 1)]
     if task.domain == "algebra":

@@ -22,7 +22,6 @@ The machine may be shared: the load average is printed with the figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import sys

@@ -89,7 +89,7 @@ def test_verifier_accepts_every_correct_list_not_only_the_reference(d: int) -> N
 def slips(task) -> list[str]:
     """Plausible wrong answers: the sum off by one, the order reversed, a repeat, a number out of
     range or without the property, one number too few or too many, a fraction, a false total."""
-    ref, (k, kind, low, high, total) = list(as_list(task.answer)), asked(task.prompt)
+    ref, (k, _kind, low, high, total) = list(as_list(task.answer)), asked(task.prompt)
     show = lambda xs: ", ".join(map(str, xs))  # noqa: E731
     out = [show(ref[:-1] + [ref[-1] + 1]), show(ref[:-1] + [ref[-1] - 1]), show(ref[::-1]), show(ref[:-1] + [high + 1]),
            show(ref[:-2] + [ref[-2], ref[-2]]), show([low - 1] + ref[1:]), show(ref[:-1]), show(ref + [0]),

@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from ..store import DEFAULT_STORE
+from ..loop.spec import DEFAULT_LOOP_STORE
+from .common import EXIT_FAILED, fail, interrupt
 from .progress import Bar
 
 
@@ -79,11 +80,11 @@ class _Progress:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--store", type=click.Path(dir_okay=False), help="DuckDB store file (overrides the spec).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Checkpoints and exports (overrides the spec).")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Also write the report's plot (.png or .html).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Where to write the report's plot (.png or .html; default: <workdir>/<name>.png).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars (step lines still print).")
 def run_cmd(spec_path: str, store: str | None, workdir: str | None, plot: str | None, quiet: bool) -> None:
     """Run the loop described by SPEC (a TOML loop spec), or resume it."""
-    from . import EXIT_FAILED, _fail, _interrupt
     from ..loop import LoopCallbacks, LoopError, LoopSpecError, check_loop, load_loop_spec, run_loop
     from ..store import StoreError
 
@@ -91,27 +92,28 @@ def run_cmd(spec_path: str, store: str | None, workdir: str | None, plot: str | 
         spec = load_loop_spec(spec_path, store=store, workdir=workdir)
         check_loop(spec)
     except (LoopSpecError, LoopError, StoreError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     progress = _Progress(quiet)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     cb = LoopCallbacks(on_event=progress.event, on_run_start=progress.run_start, on_run_progress=progress.run_progress,
                        on_train=progress.train, on_done=progress.done)
     try:
         result = run_loop(spec, cb)
     except KeyboardInterrupt:
         progress.done()
-        _fail("interrupted; run the same command again to resume", 130)
+        fail("interrupted; run the same command again to resume", 130)
     except (LoopError, StoreError) as exc:
         progress.done()
-        _fail(str(exc), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
     progress.done()
     click.echo(f"loop {result.name}: {result.ran} step(s) run, {result.skipped} already done, {result.wall_s / 60:.1f} min; "
                f"store {result.store}")
-    _show(str(result.store), result.name, plot, "table")
+    _show(str(result.store), result.name, plot or str(spec.work_path() / f"{spec.name}.png"), "table",
+          plot_optional=plot is None)
 
 
 @loop.command("report")
-@click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
+@click.option("--store", type=click.Path(dir_okay=False), default=DEFAULT_LOOP_STORE, show_default=True)
 @click.option("--loop", "loop_name", help="Which loop (default: the most recently updated).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the plot (.png or .html).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -121,8 +123,7 @@ def report_cmd(store: str, loop_name: str | None, plot: str | None, fmt: str) ->
     _show(store, loop_name, plot, fmt)
 
 
-def _show(store: str, loop_name: str | None, plot: str | None, fmt: str) -> None:
-    from . import EXIT_FAILED, _fail
+def _show(store: str, loop_name: str | None, plot: str | None, fmt: str, *, plot_optional: bool = False) -> None:
     from ..console import data_console, data_table
     from ..loop.report import loop_report
     from ..store import StoreError
@@ -130,7 +131,7 @@ def _show(store: str, loop_name: str | None, plot: str | None, fmt: str) -> None
     try:
         rep = loop_report(store, loop_name)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=1))
     else:
@@ -162,6 +163,9 @@ def _show(store: str, loop_name: str | None, plot: str | None, fmt: str) -> None
 
             click.echo(f"wrote {write_plot(rep, plot)}", err=True)
         except ImportError:
-            _fail("plots need matplotlib: pip install 'agentsynth[plot]'", EXIT_FAILED)
+            if plot_optional:
+                click.echo("(no plot: pip install 'agentsynth[plot]' for one)", err=True)
+                return
+            fail("plots need matplotlib: pip install 'agentsynth[plot]'", EXIT_FAILED)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))

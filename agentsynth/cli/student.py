@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..store import DEFAULT_STORE
+from .common import EXIT_BAD_INPUT, fail
 from .progress import Bar
 
 DEFAULT_INIT_MINUTES = 8.0
@@ -21,8 +22,6 @@ DEFAULT_TRAIN_LR = 3e-4
 
 
 def _fail(message: str) -> None:
-    from . import EXIT_BAD_INPUT, _fail as fail
-
     fail(message, EXIT_BAD_INPUT)
 
 

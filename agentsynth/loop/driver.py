@@ -199,7 +199,8 @@ class LoopRunner:
     def _base(self, trainer: Trainer) -> Path:
         b = self.spec.base
         if b.checkpoint is not None:
-            return Path(b.checkpoint).resolve()
+            p = Path(b.checkpoint)
+            return p.resolve() if p.exists() else p  # the command trainer may take a hub id
         out = (self.work / "base").resolve()
         if out.exists():
             trainer.check(out)

@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..spec import SpecError
 
 
+DEFAULT_LOOP_STORE = "runs/loops.duckdb"
+"""Where loops are stored unless a spec says otherwise (apart from runs/agentsynth.duckdb, so a
+loop's many runs do not crowd a user's own)."""
+
+
 class LoopSpecError(SpecError):
     """The loop spec is malformed or names something that does not exist (message says which)."""
 
@@ -75,7 +80,7 @@ class LoopSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    store: str = "runs/loops.duckdb"
+    store: str = DEFAULT_LOOP_STORE
     workdir: str | None = Field(None, description="checkpoints and exports (default: <store's folder>/<name>)")
     loop_envs: list[DomainSpec] = Field(min_length=1, description="domains synthesized and trained on")
     held_out: list[DomainSpec] = Field(default_factory=list, description="domains only evaluated")

@@ -168,7 +168,9 @@ class CommandTrainer(Trainer):
                 raise LoopError(f"command.{what}: {exc}") from None
 
     def check(self, checkpoint: Path) -> None:
-        if not checkpoint.exists():
+        text = str(checkpoint)
+        local = checkpoint.is_absolute() or text.startswith(".") or text.count("/") != 1
+        if local and not checkpoint.exists():  # "org/model" may be a hub id your commands resolve
             raise LoopError(f"no checkpoint at {checkpoint}")
 
     def _argv(self, template: str, values: dict[str, Any]) -> list[str]:

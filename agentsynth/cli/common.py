@@ -1,0 +1,68 @@
+"""What every command shares: exit codes, the one-line error, SIGTERM handling, the progress of
+a run or an evaluation, and tables of rows."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from .progress import Bar
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print ``error: MESSAGE`` (credentials redacted) on stderr and exit with ``code``."""
+    from ..credentials import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a command exactly as Ctrl-C does.
+
+    Inside ``asyncio.run`` the SIGINT handler is asyncio's, which cancels the main task at its next
+    ``await`` (so finished episodes are flushed and the run is marked interrupted); raising from the
+    handler instead could land inside a lock or a DuckDB query and leave the process stuck.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not interrupt:
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+class RunProgress:
+    """The progress of a run or an evaluation: episodes done, ok and failed."""
+
+    def __init__(self, name: str, enabled: bool):
+        self.name = name
+        self.bar = Bar(name, enabled, ["{task.fields[status]}"], every=0.1)
+
+    def start(self, total: int, todo: int) -> None:
+        if not self.bar.enabled:
+            return
+        if todo < total:
+            click.echo(f"resuming {self.name}: {total - todo} of {total} episodes already stored", err=True)
+        self.bar.update(0, todo, status="")
+
+    def update(self, done: int, total: int, ok: int, errors: int) -> None:
+        self.bar.update(done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, stream: Any) -> None:
+    """``rows`` under ``cols`` as a plain-text table (at most ``max_rows``) and a row count."""
+    from ..console import data_console, data_table
+
+    console = data_console(stream)
+    console.print(data_table(cols, rows[:max_rows]))
+    more = f" (showing {max_rows}; use --max-rows or --format csv)" if len(rows) > max_rows else ""
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}", style="dim")
