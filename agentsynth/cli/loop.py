@@ -151,6 +151,16 @@ def _show(store: str, loop_name: str | None, plot: str | None, fmt: str, *, plot
             title = (f"loop {rep.loop}: greedy accuracy % [95% interval over seeds and tasks], {split} domains "
                      f"({', '.join(rep.domains.get(split, []))})")
             con.print(data_table(head, rows, title=title))
+            rows = []
+            for arm in rep.arms:
+                row = [arm]
+                for g in rep.generations[1:]:
+                    c = rep.cell(arm, g, split)
+                    row.append("-" if c is None or c.gain is None else
+                               f"{100 * c.gain:+.1f} [{100 * c.gain_low:+.1f}, {100 * c.gain_high:+.1f}]")
+                rows.append(row)
+            con.print(data_table(["arm", *[f"gen {g}" for g in rep.generations[1:]]], rows,
+                                 title=f"change from generation 0, points [paired 95% interval], {split} domains"))
         if rep.diversity:
             rows = [[d.arm, str(d.generation - 1), f"{d.distinct_answers:.2f}", pct(d.pass_at_1), pct(d.pass_at_k),
                      pct(d.majority_right), pct(d.selected), str(d.samples)] for d in rep.diversity]
