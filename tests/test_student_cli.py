@@ -39,7 +39,7 @@ def test_init_writes_a_base_with_its_lineage(ckpt: Path) -> None:
     m = json.loads((ckpt / "manifest.json").read_text())
     assert m["parent"] is None
     assert m["data"] == {"source": "references", "envs": ["arithmetic", "strings"], "difficulty": 1, "tasks_per_env": 300,
-                         "seed_start": 0, "examples": 600}
+                         "seed_start": 0, "examples": 600, "review": None}
     assert m["training"]["steps"] == 30 and m["training"]["seed"] == 3 and m["training"]["config"]["lr"] == 2e-3
     assert m["training"]["tokens_per_s"] > 0 and m["training"]["wall_s"] > 0 and m["training"]["final_loss"] > 0
     assert m["tokenizer"]["vocab_size"] == 1024 and "sql" in m["tokenizer"]["corpus_envs"]
