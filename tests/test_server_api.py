@@ -5,7 +5,11 @@ errors in OpenAI's JSON shape with the right status (validation, unknown model, 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import threading
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -13,11 +17,13 @@ from typing import Any
 
 import openai
 import pytest
+from aiohttp import web as aiohttp_web
 
 from agentsynth import registry
 from agentsynth.sim import SimParams
 from agentsynth.sim.process import running_server
-from agentsynth.sim.server import Faults
+from agentsynth.models.base import ModelError
+from agentsynth.sim.server import Faults, create_app
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -366,6 +372,49 @@ def test_routes_and_methods(server, method, path, status):
     assert set(error) == {"message", "type", "param", "code"} and path in error["message"]
     if status == 405:
         assert headers["Allow"].split(", ")[0] == ("POST" if path != "/v1/models" else "GET")
+
+
+class _Failing:
+    """A served model that fails: with a ModelError (its own 400) or with a bug (a 500)."""
+
+    name = "failing"
+
+    async def choices(self, messages: Any, **kw: Any) -> Any:
+        if "model error" in messages[-1]["content"]:
+            raise ModelError("the prompt is too long for this model")
+        raise RuntimeError("a bug in the model")
+
+
+@contextlib.contextmanager
+def _serving(app: Any):
+    """``app`` on a free port of 127.0.0.1, in a thread of this process; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    loop = asyncio.new_event_loop()
+    runner = aiohttp_web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(aiohttp_web.SockSite(runner, sock).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def test_a_failing_model_answers_in_the_error_shape():
+    with _serving(create_app(model=_Failing(), model_name="failing")) as url:
+        c = _client(url)
+        with pytest.raises(openai.BadRequestError) as ei:
+            c.chat.completions.create(model="failing", messages=[{"role": "user", "content": "model error"}])
+        assert "too long" in ei.value.message
+        with pytest.raises(openai.InternalServerError) as ei:
+            c.responses.create(model="failing", input="anything")
+        assert ei.value.body["type"] == "server_error" and "boom" not in ei.value.message
+        assert c.models.list().data[0].id == "failing"  # and it goes on serving
 
 
 # ---- faults on both endpoints --------------------------------------------------------------------

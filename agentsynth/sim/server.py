@@ -202,6 +202,9 @@ async def _answer(request: web.Request, ep: _Endpoint) -> web.StreamResponse:
         key = str(exc.status)
         st.stats[key] = st.stats.get(key, 0) + 1
         return exc.response()
+    except Exception:
+        st.stats["500"] += 1  # answered by json_errors
+        raise
 
 
 async def _answer_checked(request: web.Request, ep: _Endpoint, st: _State) -> web.StreamResponse:
@@ -224,7 +227,7 @@ async def _answer_checked(request: web.Request, ep: _Endpoint, st: _State) -> we
     raw = await request.read()
     if fault == "malformed":
         if _wants_stream(raw):
-            return await _stream(request, iter([ep.malformed_stream]))
+            return (await _stream(request, iter([ep.malformed_stream])))[0]
         return web.Response(status=200, body=ep.malformed, content_type=_JSON)
     body = parse_json(raw)
     model = model_field(body)
@@ -240,12 +243,13 @@ async def _answer_checked(request: web.Request, ep: _Endpoint, st: _State) -> we
         raise APIError(400, str(exc)) from None
     st.counter += 1
     reply = Reply(f"{ep.id_prefix}{st.counter:010d}", int(time.time()), st.model_name, choices, prompt_tokens)
+    sent = True
     if req.stream:
         st.stats["stream"] += 1
-        resp = await _stream(request, ep.events(reply, req, echo))
+        resp, sent = await _stream(request, ep.events(reply, req, echo))
     else:
         resp = web.Response(body=json.dumps(ep.body(reply, echo)).encode(), content_type=_JSON)
-    if fault is None:
+    if fault is None and sent:
         st.stats["ok"] += 1
     return resp
 
@@ -258,14 +262,17 @@ def _wants_stream(raw: bytes) -> bool:
     return isinstance(body, dict) and body.get("stream") is True
 
 
-async def _stream(request: web.Request, events: Iterator[bytes]) -> web.StreamResponse:
-    """Send ``events`` as a ``text/event-stream`` reply."""
+async def _stream(request: web.Request, events: Iterator[bytes]) -> tuple[web.StreamResponse, bool]:
+    """Send ``events`` as a ``text/event-stream`` reply; False if the client left before the end."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    for data in events:
-        await resp.write(data)
-    await resp.write_eof()
-    return resp
+    try:
+        for data in events:
+            await resp.write(data)
+        await resp.write_eof()
+    except ConnectionResetError:  # the client hung up mid-stream: nothing left to answer
+        return resp, False
+    return resp, True
 
 
 class SimServed:
