@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -446,3 +450,17 @@ def test_faults_on_each_endpoint(endpoint):
         with pytest.raises(openai.APITimeoutError):
             call(url, timeout=0.5)
         assert _stats(url)["hang"] == 1
+
+
+def test_the_readme_streaming_example_runs(server):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith("# stream from agentsynth serve")]
+    assert "http://127.0.0.1:8000/v1" in code
+    r = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8000/v1", server)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    streamed, rest = r.stdout.split("\ntokens: ")
+    tokens, responded = rest.split("\n", 1)
+    assert streamed.strip() and int(tokens) > 0  # the streamed text, then the usage chunk
+    text, total = responded.strip().rsplit(" ", 1)
+    assert text.strip() and int(total) > 0  # the Responses API's output_text and usage
