@@ -21,12 +21,12 @@ from agentsynth.sim.process import running_server
 
 inspect_ai = pytest.importorskip("inspect_ai")
 
-from inspect_ai import Task  # noqa: E402
-from inspect_ai.dataset import Sample  # noqa: E402
-from inspect_ai.scorer import includes  # noqa: E402
-from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools  # noqa: E402
-from inspect_ai.tool import tool  # noqa: E402
-from inspect_ai.util import store  # noqa: E402
+from inspect_ai import Task
+from inspect_ai.dataset import Sample
+from inspect_ai.scorer import includes
+from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools
+from inspect_ai.tool import tool
+from inspect_ai.util import store
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,7 +78,7 @@ def test_inspect_eval_over_chat_completions(server: str, tmp_path: Path, streami
 
 
 @tool
-def price_lookup():  # noqa: ANN201 (inspect reads the signature and docstring)
+def price_lookup():
     async def execute(item: str) -> str:
         """Unit price of an item, in cents.
 
@@ -91,7 +91,7 @@ def price_lookup():  # noqa: ANN201 (inspect reads the signature and docstring)
 
 
 @solver
-def order_prices():  # noqa: ANN201
+def order_prices():
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         store().set("prices", state.metadata["prices"])  # what the tool knows, per sample
         return state

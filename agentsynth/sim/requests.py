@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import (APIError, above_max, below_min, empty_array, invalid_type, invalid_value, missing,
-                     unsupported)
+from .errors import APIError, above_max, below_min, empty_array, invalid_type, invalid_value, missing, unsupported
 
-__all__ = ["ChatRequest", "chat_request", "function_def", "model_field", "parse_json", "text_of"]
+__all__ = ["ChatRequest", "boolean", "chat_request", "function_def", "integer", "model_field", "number", "parse_json", "text_of",
+           "tool_choice_none"]
 
 Message = dict[str, Any]
 

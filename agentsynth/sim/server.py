@@ -114,7 +114,7 @@ _STAT_KEYS = ("requests", "chat", "responses", "stream", "ok", "400", "401", "40
 class _State:
     """What the app owns: the model, the fault generator and the counters."""
 
-    __slots__ = ("model", "model_name", "served", "faults", "latency_s", "rng", "stats", "counter", "models_body", "api_key")
+    __slots__ = ("api_key", "counter", "faults", "latency_s", "model", "model_name", "models_body", "rng", "served", "stats")
 
     def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float, api_key: str | None = None,
                  model: ServedModel | None = None):
