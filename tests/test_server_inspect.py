@@ -5,6 +5,7 @@ and not, with and without tool use, and the ``inspect eval`` command as a user t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,6 +35,23 @@ PROMPT = "Compute the value of: {}\nShow your work if you like, then end with a 
 ARITHMETIC = [Sample(input=PROMPT.format("3 + 4 * 2"), target="11"), Sample(input=PROMPT.format("(2 + 5) * 3"), target="21")]
 # Skilled, and asked at temperature 0, the sim answers every sample right: the score checks the round trip.
 SKILLED = SimParams.from_dict({"skill": {"arithmetic": 1.0, "tools": 1.0}})
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """inspect_ai.eval sets process-wide state (a root-logger handler and level, sys.excepthook,
+    variables from a .env file): put it back, so the tests after these run as they would alone."""
+    root, hook, environ = logging.getLogger(), sys.excepthook, dict(os.environ)
+    handlers, levels = list(root.handlers), {name: logging.getLogger(name).level for name in ("", "httpx", "httpx2")}
+    yield
+    for h in root.handlers[:]:
+        if h not in handlers:
+            root.removeHandler(h)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    sys.excepthook = hook
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture()

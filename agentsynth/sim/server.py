@@ -265,8 +265,8 @@ def _wants_stream(raw: bytes) -> bool:
 async def _stream(request: web.Request, events: Iterator[bytes]) -> tuple[web.StreamResponse, bool]:
     """Send ``events`` as a ``text/event-stream`` reply; False if the client left before the end."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await resp.prepare(request)
     try:
+        await resp.prepare(request)
         for data in events:
             await resp.write(data)
         await resp.write_eof()
