@@ -134,9 +134,10 @@ def text_of(content: Any, param: str, text_types: tuple[str, ...]) -> str:
             raise unsupported(f"{p}.type", f"the model reads text only, not {kind!r} parts")
         if kind not in text_types:
             raise invalid_value(f"{p}.type", kind, text_types)
-        text = part.get("text")
+        key = "refusal" if kind == "refusal" else "text"
+        text = part.get(key)
         if not isinstance(text, str):
-            raise missing(f"{p}.text") if text is None else invalid_type(f"{p}.text", "a string", text)
+            raise missing(f"{p}.{key}") if text is None else invalid_type(f"{p}.{key}", "a string", text)
         texts.append(text)
     return "".join(texts)
 
