@@ -102,6 +102,18 @@ def test_serve_student_to_the_openai_client_and_eval(ckpt: Path, tmp_path: Path,
         assert 12 * cut + (4 - cut) <= a.usage.completion_tokens <= 12 * cut + 13 * (4 - cut)
         assert all(ch.finish_reason in ("stop", "length") for ch in a.choices)
         assert a.usage.total_tokens == a.usage.prompt_tokens + a.usage.completion_tokens
+        # the same API as the sim's: streaming, the Responses API (one code path), the model-name rule
+        chunks = list(client.chat.completions.create(model="student", messages=messages, seed=1, temperature=0.0,
+                                                     max_tokens=12, stream=True))
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == texts(g)[0]
+        assert chunks[-1].choices[0].finish_reason == g.choices[0].finish_reason
+        parts = [{"role": "developer", "content": [{"type": "text", "text": "Be brief."}]}, *messages]
+        chat = client.chat.completions.create(model="student", messages=parts, temperature=0.0, max_tokens=16)
+        resp = client.responses.create(model="student", instructions="Be brief.", input=messages[0]["content"],
+                                       temperature=0.0, max_output_tokens=16)
+        assert resp.output_text == chat.choices[0].message.content
+        with pytest.raises(openai.NotFoundError, match="'student'"):
+            client.chat.completions.create(model="sim", messages=messages)
         r = cli("eval", "--model", "student", "--base-url", url, "--envs", "arithmetic", "--tasks", "20",
                 "--store", str(store), "-q")
     assert r.returncode == 0, r.stderr

@@ -17,7 +17,7 @@ from .common import fail
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--student", "student_path", metavar="PATH", type=click.Path(),
               help="Serve this student checkpoint instead of the sim (agentsynth student init / train).")
-@click.option("--model-name", help="Model id the server reports (default: sim, or student with --student).")
+@click.option("--model-name", help="The model name served: listed by /v1/models and the only one requests may name (others get 404 model_not_found; default: sim, or student with --student).")
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added fixed latency per request.")
 @click.option("--fault-429", default=0.0, show_default=True, type=float, help="Fraction of requests answered 429 + Retry-After.")
 @click.option("--fault-500", default=0.0, show_default=True, type=float, help="Fraction answered 500.")

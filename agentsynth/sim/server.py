@@ -1,24 +1,33 @@
 """An OpenAI-compatible HTTP server for the simulated model (``sim``), for offline use, tests and demos.
 
 It serves :class:`~agentsynth.sim.model.SimModel` — a simulator, not a real model — over the
-OpenAI chat API, so any OpenAI client can talk to it. Any other
-:class:`~agentsynth.models.base.ServedModel` can be served instead (``create_app(model=...)``;
+OpenAI API, so any OpenAI client (the ``openai`` SDK, litellm, inspect-ai …) can talk to it. Any
+other :class:`~agentsynth.models.base.ServedModel` can be served instead (``create_app(model=...)``;
 ``agentsynth serve --student PATH`` serves a trained student); everything below applies to it too:
 
-- ``GET /v1/models`` lists the one model (``"sim"`` by default);
-- ``POST /v1/chat/completions`` answers a chat body (``model``, ``messages``, ``n``,
-  ``temperature``, ``seed``, ``max_tokens`` / ``max_completion_tokens``, ``tools``) with a
-  ``chat.completion`` object; with ``tools``, the sim answers with ``tool_calls`` where its task needs them; streaming is
-  not supported (HTTP 400);
+- ``GET /v1/models`` lists the one model (``"sim"`` by default, set by ``model_name``) and
+  ``GET /v1/models/{id}`` describes it;
+- ``POST /v1/chat/completions`` answers a chat body (:mod:`agentsynth.sim.requests`) with a
+  ``chat.completion`` object, or with ``stream: true`` as ``chat.completion.chunk`` server-sent
+  events (:mod:`agentsynth.sim.replies`); with ``tools``, the sim answers with ``tool_calls``
+  where its task needs them;
+- ``POST /v1/responses`` answers the Responses API's text and function-call subset, streamed or
+  not (:mod:`agentsynth.sim.responses_api`); both endpoints convert their body to one
+  :class:`~agentsynth.sim.requests.ChatRequest` and call the model the same way;
 - ``GET /stats`` returns request counters (handy for tests).
 
-A :class:`Faults` table makes the server misbehave on purpose — HTTP 429 with ``Retry-After``,
-HTTP 500, hanging past a client's timeout, or a 200 whose body is not JSON — drawn per request
-from a seeded generator, so a run of requests sees the same faults every time. ``latency_s`` adds
-a fixed delay to every chat completion.
+Every error is OpenAI's JSON error shape with its status (:mod:`agentsynth.sim.errors`): invalid
+bodies 400 with ``param`` set, a ``model`` other than the served name 404 ``model_not_found``,
+unknown routes 404, wrong methods 405.
 
-:func:`serve` runs it in the foreground; :func:`running_server` runs it in a separate process
-for tests and benchmarks (so it shares neither the client's process nor its GIL)::
+A :class:`Faults` table makes the server misbehave on purpose — HTTP 429 with ``Retry-After``,
+HTTP 500, hanging past a client's timeout, or a 200 whose body is not JSON (a truncated event on a
+stream) — drawn per model request, on either endpoint, from a seeded generator, so a run of
+requests sees the same faults every time. ``latency_s`` adds a fixed delay to every model request.
+
+:func:`serve` runs it in the foreground; :func:`~agentsynth.sim.process.running_server` runs it
+in a separate process for tests and benchmarks (so it shares neither the client's process nor
+its GIL)::
 
     with running_server(faults=Faults(rate_429=0.1)) as base_url:
         client = openai.OpenAI(base_url=base_url, api_key="x")
@@ -29,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -37,26 +46,30 @@ from typing import Any
 from aiohttp import web
 
 from ..models.base import Choice, ModelError, ServedModel
+from .errors import APIError, json_errors, model_not_found
 from .model import SimModel, SimParams
+from .replies import MALFORMED_CHAT, MALFORMED_CHAT_STREAM, Reply, chat_chunks, chat_completion
+from .requests import ChatRequest, chat_request, model_field, parse_json
+from .responses_api import MALFORMED_RESPONSE, MALFORMED_RESPONSE_STREAM, response_events, response_object, responses_request
 
 __all__ = ["Faults", "SimServed", "create_app", "serve"]
 
 _JSON = "application/json"
-_MAX_N = 128
+_MAX_BODY = 64 * 1024**2  # long conversations: well above aiohttp's 1 MiB default
 
 
 @dataclass
 class Faults:
-    """Injected faults for tests and benchmarks; all rates are probabilities per chat request.
+    """Injected faults for tests and benchmarks; all rates are probabilities per model request.
 
-    One uniform draw per ``POST /v1/chat/completions`` (from a ``random.Random(seed)`` owned by
+    One uniform draw per ``POST /v1/chat/completions`` or ``POST /v1/responses`` (from a ``random.Random(seed)`` owned by
     the app, so the sequence of faults is deterministic) picks at most one fault, in this order:
 
     rate_429: answer HTTP 429 with ``Retry-After: <retry_after_s>`` and a rate-limit error.
     rate_500: answer HTTP 500 with a server error.
     rate_hang: sleep ``hang_s`` seconds, then answer normally (to exceed a client's timeout).
     rate_malformed: answer HTTP 200, ``Content-Type: application/json``, with a body that is not
-        valid JSON (``{"choices": [``).
+        valid JSON (``{"choices": [``); a streamed request gets one truncated event instead.
 
     The rates must each be in [0, 1] and sum to at most 1; the remainder is normal replies.
     The draw happens before the body is read, as a gateway's would: a faulted request gets its
@@ -93,166 +106,173 @@ class Faults:
         return (self.rate_429 + self.rate_500 + self.rate_hang + self.rate_malformed) > 0
 
 
-# ---- responses ------------------------------------------------------------------------------
-
-def _error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
-    return web.Response(status=status, body=body, content_type=_JSON, headers=headers)
-
-
-class _BadRequest(Exception):
-    pass
-
-
-def _int_field(body: dict[str, Any], name: str, *, lo: int, hi: int | None = None) -> int | None:
-    v = body.get(name)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise _BadRequest(f"'{name}' must be an integer {rng}, got {v!r}")
-    return v
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    """Validate a chat body; raise :class:`_BadRequest` with an OpenAI-style message."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _BadRequest(f"the request body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise _BadRequest("the request body must be a JSON object")
-    if body.get("stream"):
-        raise _BadRequest("streaming is not supported by the sim server")
-    messages = body.get("messages")
-    if messages is None:
-        raise _BadRequest("'messages' is a required property")
-    if not isinstance(messages, list) or not messages:
-        raise _BadRequest("'messages' must be a non-empty list of message objects")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise _BadRequest(f"messages[{i}] must be an object with a string 'role'")
-    t = body.get("temperature", 1.0)
-    if t is None:
-        t = 1.0
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 2.0:
-        raise _BadRequest(f"'temperature' must be a number in [0, 2], got {t!r}")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _BadRequest(f"'seed' must be an integer, got {seed!r}")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise _BadRequest("'tools' must be a list")
-    n = _int_field(body, "n", lo=1, hi=_MAX_N) or 1
-    max_tokens = _int_field(body, "max_completion_tokens", lo=1)
-    if max_tokens is None:
-        max_tokens = _int_field(body, "max_tokens", lo=1)
-    model = body.get("model")
-    return {"messages": messages, "n": n, "temperature": float(t), "seed": seed, "max_tokens": max_tokens,
-            "model": model if isinstance(model, str) else None, "tools": tools}
-
-
 # ---- the app ----------------------------------------------------------------------------------
+
+_STAT_KEYS = ("requests", "chat", "responses", "stream", "ok", "400", "401", "404", "429", "500", "hang", "malformed")
+
 
 class _State:
     """What the app owns: the model, the fault generator and the counters."""
 
-    __slots__ = ("model", "model_name", "faults", "latency_s", "rng", "stats", "counter", "models_body", "err_429", "err_500", "retry_headers", "api_key")
+    __slots__ = ("api_key", "counter", "faults", "latency_s", "model", "model_name", "models_body", "rng", "served", "stats")
 
     def __init__(self, params: SimParams | None, model_name: str, faults: Faults | None, latency_s: float, api_key: str | None = None,
                  model: ServedModel | None = None):
         self.api_key = api_key
         self.model: ServedModel = model if model is not None else SimServed(params, name=model_name)
         self.model_name = model_name
+        self.served = (model_name,)
         self.faults = faults or Faults()
         self.latency_s = float(latency_s)
         self.rng = Random(self.faults.seed)
-        self.stats = {"requests": 0, "ok": 0, "400": 0, "401": 0, "429": 0, "500": 0, "hang": 0, "malformed": 0}
+        self.stats = dict.fromkeys(_STAT_KEYS, 0)
         self.counter = 0
-        self.models_body = json.dumps(
-            {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "agentsynth"}]}
-        ).encode()
-        self.err_429 = json.dumps({"error": {
-            "message": f"Rate limit reached for {model_name} (simulated fault). Please try again in {self.faults.retry_after_s:g}s.",
-            "type": "requests", "param": None, "code": "rate_limit_exceeded"}}).encode()
-        self.err_500 = json.dumps({"error": {
-            "message": "The server had an error while processing your request (simulated fault).",
-            "type": "server_error", "param": None, "code": None}}).encode()
-        self.retry_headers = {"Retry-After": f"{self.faults.retry_after_s:g}"}
+        self.models_body = json.dumps({"object": "list", "data": [_model_card(m) for m in self.served]}).encode()
+
+    def draw(self) -> str | None:
+        """This request's fault (``429``, ``500``, ``hang``, ``malformed``) or None; one uniform draw."""
+        f = self.faults
+        if not f.any:
+            return None
+        u = self.rng.random()
+        for fault, rate in (("429", f.rate_429), ("500", f.rate_500), ("hang", f.rate_hang), ("malformed", f.rate_malformed)):
+            if u < rate:
+                return fault
+            u -= rate
+        return None
 
 
 _STATE: web.AppKey[_State] = web.AppKey("agentsynth_sim_state", _State)
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "agentsynth"}
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """How one model endpoint reads its body and writes its reply; everything else is shared."""
+
+    name: str  # its /stats counter
+    id_prefix: str
+    convert: Callable[[dict[str, Any]], tuple[ChatRequest, Any]]
+    body: Callable[[Reply, Any], dict[str, Any]]
+    events: Callable[[Reply, ChatRequest, Any], Iterator[bytes]]
+    malformed: bytes
+    malformed_stream: bytes
+
+
+_CHAT = _Endpoint("chat", "chatcmpl-sim", lambda body: (chat_request(body), None), lambda reply, _: chat_completion(reply),
+                  lambda reply, req, _: chat_chunks(reply, req.include_usage), MALFORMED_CHAT, MALFORMED_CHAT_STREAM)
+_RESPONSES = _Endpoint("responses", "resp_sim", responses_request, response_object,
+                       lambda reply, _, echo: response_events(reply, echo), MALFORMED_RESPONSE, MALFORMED_RESPONSE_STREAM)
 
 
 async def _models(request: web.Request) -> web.Response:
     return web.Response(body=request.app[_STATE].models_body, content_type=_JSON)
 
 
+async def _model(request: web.Request) -> web.Response:
+    st, name = request.app[_STATE], request.match_info["model"]
+    if name not in st.served:
+        raise model_not_found(name, st.served)
+    return web.json_response(_model_card(name))
+
+
 async def _stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[_STATE].stats)
 
 
-async def _chat(request: web.Request) -> web.Response:
+async def _chat(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, _CHAT)
+
+
+async def _responses(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, _RESPONSES)
+
+
+async def _answer(request: web.Request, ep: _Endpoint) -> web.StreamResponse:
+    """One model request on either endpoint: auth, latency, faults, validation, the model call, the reply."""
     st = request.app[_STATE]
-    stats = st.stats
-    stats["requests"] += 1
+    st.stats["requests"] += 1
+    st.stats[ep.name] += 1
+    try:
+        return await _answer_checked(request, ep, st)
+    except APIError as exc:
+        key = str(exc.status)
+        st.stats[key] = st.stats.get(key, 0) + 1
+        return exc.response()
+    except Exception:
+        st.stats["500"] += 1  # answered by json_errors
+        raise
+
+
+async def _answer_checked(request: web.Request, ep: _Endpoint, st: _State) -> web.StreamResponse:
     if st.api_key is not None and request.headers.get("Authorization") != f"Bearer {st.api_key}":
-        stats["401"] += 1
         # Like some real servers, echo the key it was given: clients must keep it out of their logs.
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return _error(401, f"Incorrect API key provided: {given}.", "invalid_request_error", "invalid_api_key")
+        raise APIError(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
     if st.latency_s > 0:
         await asyncio.sleep(st.latency_s)
     f = st.faults
-    hang = False
-    if f.any:
-        u = st.rng.random()
-        if u < f.rate_429:
-            stats["429"] += 1
-            return web.Response(status=429, body=st.err_429, content_type=_JSON, headers=st.retry_headers)
-        u -= f.rate_429
-        if u < f.rate_500:
-            stats["500"] += 1
-            return web.Response(status=500, body=st.err_500, content_type=_JSON)
-        u -= f.rate_500
-        if u < f.rate_hang:
-            stats["hang"] += 1
-            hang = True
-        else:
-            u -= f.rate_hang
-            if u < f.rate_malformed:
-                stats["malformed"] += 1
-                await request.read()
-                return web.Response(status=200, body=b'{"choices": [', content_type=_JSON)
-    try:
-        req = _parse(await request.read())
-    except _BadRequest as e:
-        stats["400"] += 1
-        return _error(400, str(e))
-    if hang:
+    fault = st.draw()  # before the body is read, as a gateway's would be
+    if fault == "429":
+        raise APIError(429, f"Rate limit reached for {st.model_name} (simulated fault). Please try again in "
+                            f"{f.retry_after_s:g}s.", type_="requests", code="rate_limit_exceeded",
+                       headers={"Retry-After": f"{f.retry_after_s:g}"})
+    if fault == "500":
+        raise APIError(500, "The server had an error while processing your request (simulated fault).", type_="server_error")
+    if fault in ("hang", "malformed"):
+        st.stats[fault] += 1
+    raw = await request.read()
+    if fault == "malformed":
+        if _wants_stream(raw):
+            return (await _stream(request, iter([ep.malformed_stream])))[0]
+        return web.Response(status=200, body=ep.malformed, content_type=_JSON)
+    body = parse_json(raw)
+    model = model_field(body)
+    req, echo = ep.convert(body)
+    if model not in st.served:
+        raise model_not_found(model, st.served)
+    if fault == "hang":
         await asyncio.sleep(f.hang_s)
     try:
-        choices, prompt_tokens = await st.model.choices(req["messages"], n=req["n"], temperature=req["temperature"],
-                                                        seed=req["seed"], max_tokens=req["max_tokens"], tools=req["tools"])
-    except ModelError as e:
-        stats["400"] += 1
-        return _error(400, str(e))
-    completion_tokens = sum(c.completion_tokens for c in choices)
+        choices, prompt_tokens = await st.model.choices(req.messages, n=req.n, temperature=req.temperature, seed=req.seed,
+                                                        max_tokens=req.max_tokens, tools=req.tools)
+    except ModelError as exc:
+        raise APIError(400, str(exc)) from None
     st.counter += 1
-    body = {
-        "id": f"chatcmpl-sim{st.counter:010d}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": req["model"] or st.model_name,
-        "choices": [
-            {"index": i, "message": c.message, "logprobs": None, "finish_reason": c.finish_reason}
-            for i, c in enumerate(choices)
-        ],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
-    }
-    if not hang:
-        stats["ok"] += 1
-    return web.Response(body=json.dumps(body).encode(), content_type=_JSON)
+    reply = Reply(f"{ep.id_prefix}{st.counter:010d}", int(time.time()), st.model_name, choices, prompt_tokens)
+    sent = True
+    if req.stream:
+        st.stats["stream"] += 1
+        resp, sent = await _stream(request, ep.events(reply, req, echo))
+    else:
+        resp = web.Response(body=json.dumps(ep.body(reply, echo)).encode(), content_type=_JSON)
+    if fault is None and sent:
+        st.stats["ok"] += 1
+    return resp
+
+
+def _wants_stream(raw: bytes) -> bool:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+async def _stream(request: web.Request, events: Iterator[bytes]) -> tuple[web.StreamResponse, bool]:
+    """Send ``events`` as a ``text/event-stream`` reply; False if the client left before the end."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    try:
+        await resp.prepare(request)
+        for data in events:
+            await resp.write(data)
+        await resp.write_eof()
+    except ConnectionResetError:  # the client hung up mid-stream: nothing left to answer
+        return resp, False
+    return resp, True
 
 
 class SimServed:
@@ -286,24 +306,29 @@ def create_app(
     """The OpenAI-compatible :class:`aiohttp.web.Application`, serving the sim (default) or ``model``.
 
     params: the sim's parameters (default :class:`SimParams`()); unused with ``model``.
-    model_name: the id listed by ``/v1/models`` (any requested ``model`` is answered and echoed).
+    model_name: the served model's id: listed by ``/v1/models``, the only ``model`` a request may
+        name (others get 404 ``model_not_found``), and the ``model`` of every reply.
     faults: injected faults (:class:`Faults`); none by default.
-    latency_s: a fixed delay before every chat completion reply.
-    api_key: if set, chat requests must send ``Authorization: Bearer <api_key>``; others get a 401
-        whose message echoes the key they sent (as some servers do).
+    latency_s: a fixed delay before every model reply.
+    api_key: if set, model requests must send ``Authorization: Bearer <api_key>``; others get a
+        401 whose message echoes the key they sent (as some servers do).
     model: what to serve instead of the sim: any :class:`~agentsynth.models.base.ServedModel`
         (e.g. a :class:`~agentsynth.student.StudentModel`); faults and latency apply to it too.
 
-    Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, ``GET /stats``. ``/stats`` counts
-    chat completion requests: ``requests`` in all and by outcome — ``ok``, ``400`` (bad body),
-    ``429``, ``500``, ``hang`` (answered late) and ``malformed``.
+    Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``,
+    ``POST /v1/responses``, ``GET /stats``. ``/stats`` counts model requests: ``requests`` in
+    all, by endpoint (``chat``, ``responses``; ``stream`` for streamed replies) and by outcome —
+    ``ok``, ``400`` (bad body), ``401``, ``404`` (unknown model), ``429``, ``500``, ``hang``
+    (answered late) and ``malformed``.
     """
     if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)) or latency_s < 0:
         raise ValueError(f"latency_s={latency_s!r} must be a number >= 0")
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors], client_max_size=_MAX_BODY)
     app[_STATE] = _State(params, model_name, faults, latency_s, api_key, model)
     app.router.add_get("/v1/models", _models)
+    app.router.add_get("/v1/models/{model}", _model)
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_post("/v1/responses", _responses)
     app.router.add_get("/stats", _stats)
     return app
 
