@@ -25,7 +25,7 @@ import numpy as np
 
 from .answers import final_answer, normalize
 from .channels import NONE_MESSAGE, channel_graders
-from .criteria import Criterion, criteria_rubric
+from .criteria import CORRECT_CRITERION, Criterion, criteria_rubric
 from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
 from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
@@ -182,7 +182,7 @@ class TextEnv(gym.Env[str, Any]):
         """The criteria of the ``rubric`` channel (criterion level). Default: the final answer is
         correct (weight 2); it is in the requested form (the first surface check among
         :meth:`scores`, if any); the work is shown before it."""
-        out = [Criterion("correct", "the final answer is correct", self.verify, 2.0)]
+        out = [Criterion("correct", CORRECT_CRITERION, self.verify, 2.0)]
         surface = next((g for g in self._scores if not g.signal_type.task_relevant), None)
         if surface is not None:
             def in_form(task: Task, answer: str, g: Grader = surface) -> bool:

@@ -28,17 +28,28 @@ from .common import fail
 @click.option("--fault-seed", default=0, show_default=True, type=int)
 @click.option("--api-key-env", help="Require the key held by this environment variable (401 otherwise).")
 @click.option("--sim", "sim_params", metavar="KEY=VALUE", multiple=True, help="A sim parameter, e.g. --sim use_hint=0.7 or --sim skill.arithmetic=0.8.")
+@click.option("--env", "env_refs", metavar="REF", multiple=True,
+              help="Also load this environment (module:Class or path/to/file.py:Class) so the sim knows its sim_solver; "
+                   "registered environments are always known. Repeatable.")
 def serve(host: str, port: int, student_path: str | None, model_name: str | None, latency_ms: float, fault_429: float,
           fault_500: float, fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
-          api_key_env: str | None, sim_params: tuple[str, ...]) -> None:
+          api_key_env: str | None, sim_params: tuple[str, ...], env_refs: tuple[str, ...]) -> None:
     """Serve the built-in sim model (a simulator, for offline use, tests and demos) or, with
     --student, a trained student over an OpenAI-compatible HTTP API, optionally with injected
     faults and latency."""
     from ..sim import SimParams
     from ..sim.server import Faults, serve as serve_app
 
-    if student_path and sim_params:
-        fail("--sim parameters apply to the sim, not to --student")
+    if student_path and (sim_params or env_refs):
+        fail(f"{'--sim parameters' if sim_params else '--env'} apply to the sim, not to --student")
+    if env_refs:
+        from ..registry import UnknownEnvironment, resolve
+
+        for ref in env_refs:
+            try:
+                resolve(ref)
+            except UnknownEnvironment as exc:
+                fail(f"--env: {exc}")
     model = None
     if student_path:
         from ..student import StudentError
