@@ -23,11 +23,11 @@ prompt asks for, and narrows them down with what the feedback says:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from random import Random
 
 from ..answers import final_answer, normalize
-from ..channels import JUDGE_PREFIX, REFERENCE_PREFIX, SAME_JUDGE_PREFIX, SELF_PREFIX, parse_verdict
+from ..channels import CORRECT_MESSAGE, JUDGE_PREFIX, REFERENCE_PREFIX, SAME_JUDGE_PREFIX, SELF_PREFIX, parse_verdict
 from ..criteria import RUBRIC_PREFIX, WRONG_ANSWER
 
 GUESS_PREFIX = "I am not sure how to solve this, so I am guessing."
@@ -65,15 +65,19 @@ def candidates(prompt: str, form: str) -> list[str]:
     return list(dict.fromkeys(found)) or [str(d) for d in range(10)]
 
 
+_WRONG = "Incorrect"
+"""How the verifier's channels (binary, hint, reference) start on a wrong answer (:mod:`agentsynth.channels`)."""
+
+
 def _said(reply: str) -> str:
     return normalize(final_answer(reply))
 
 
 def _verdict(feedback: str) -> bool | None:
     """What feedback says of the answer before it: True right, False wrong, None nothing."""
-    if feedback.startswith("Correct"):
+    if feedback.startswith(CORRECT_MESSAGE):
         return True
-    if feedback.startswith("Incorrect"):
+    if feedback.startswith(_WRONG):
         return False
     if feedback.startswith((SELF_PREFIX, JUDGE_PREFIX, SAME_JUDGE_PREFIX)):
         return parse_verdict(feedback)
@@ -87,12 +91,22 @@ def _number(text: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+def _beyond(feedback: str, value: float) -> Callable[[float], bool] | None:
+    """Which numbers a too-high / too-low hint on ``value`` rules out (None: it says neither)."""
+    if not feedback.startswith(_WRONG):
+        return None
+    if _TOO_HIGH.search(feedback):
+        return lambda v: v >= value
+    if _TOO_LOW.search(feedback):
+        return lambda v: v <= value
+    return None
+
+
 def guess(users: Sequence[str], replies: Sequence[str], rng: Random, *, greedy: bool, use_reference: float) -> str:
-    """The reply to a conversation of ``users`` messages (the prompt, then one feedback after each
-    of ``replies``, its earlier answers) on a prompt no solver recognises."""
-    prompt = users[0]
-    form = requested_form(prompt)
-    pool = candidates(prompt, form)
+    """The reply to a conversation of ``users`` messages (the prompt, then the feedback on each of
+    ``replies``, its earlier answers) on a prompt no solver recognises."""
+    form = requested_form(users[0])
+    pool = candidates(users[0], form)
     keys = {c: _said(fill(form, c)) for c in pool}
     ruled_out: set[str] = set()
     for reply, feedback in zip(replies, users[1:]):
@@ -100,12 +114,11 @@ def guess(users: Sequence[str], replies: Sequence[str], rng: Random, *, greedy: 
         if _verdict(feedback) is False:
             ruled_out.add(said)
         value = _number(said)
-        if value is not None and feedback.startswith("Incorrect"):
-            side = (lambda v: v >= value) if _TOO_HIGH.search(feedback) else (lambda v: v <= value) if _TOO_LOW.search(feedback) else None
-            if side is not None:
-                ruled_out |= {k for k in keys.values() if (n := _number(k)) is not None and side(n)}
-    if replies:
-        feedback = users[len(replies)] if len(users) > len(replies) else ""
+        beyond = _beyond(feedback, value) if value is not None else None
+        if beyond is not None:
+            ruled_out |= {k for k in keys.values() if (n := _number(k)) is not None and beyond(n)}
+    if replies and len(users) > len(replies):
+        feedback = users[-1]
         if _verdict(feedback) is True:
             return replies[-1]
         if feedback.startswith(REFERENCE_PREFIX) and rng.random() < use_reference:
