@@ -80,12 +80,12 @@ class TextEnv(gym.Env[str, Any]):
     or its ``"module:function"`` name (imported when the sim first needs it). It reads the prompt
     text only, as a model would. Found by :func:`agentsynth.registry.sim_solvers`; without one the
     sim guesses (README, "The sim model")."""
-    defined: ClassVar[int] = 0
+    subclasses_defined: ClassVar[int] = 0
     """How many subclasses have been defined in this process (the solver registry's cache key)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        TextEnv.defined += 1
+        TextEnv.subclasses_defined += 1
 
     def __init__(
         self,

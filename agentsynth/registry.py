@@ -200,7 +200,7 @@ def sim_solvers() -> list[SimSolver]:
     gets its environment's domain."""
     global _solvers
     _load_entry_points()
-    if _solvers[0] != TextEnv.defined:
+    if _solvers[0] != TextEnv.subclasses_defined:
         found: dict[int, tuple[type[TextEnv], SimSolver]] = {}
         for cls in _subclasses(TextEnv):
             owner = next(k for k in cls.__mro__ if "sim_solver" in k.__dict__)
@@ -208,7 +208,7 @@ def sim_solvers() -> list[SimSolver]:
             if solver is not None:
                 found.setdefault(id(solver), (owner, solver))
         ordered = sorted(found.values(), key=lambda cs: (cs[0].name or cs[0].__name__, cs[0].__module__, cs[0].__qualname__))
-        _solvers = (TextEnv.defined, [_with_domain(s, c.domain or c.name or c.__name__) for c, s in ordered])
+        _solvers = (TextEnv.subclasses_defined, [_with_domain(s, c.domain or c.name or c.__name__) for c, s in ordered])
     return _solvers[1]
 
 

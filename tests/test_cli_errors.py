@@ -37,6 +37,10 @@ def test_a_spec_that_is_not_utf8(tmp_path: Path) -> None:
     bad.write_bytes('name = "café"\n'.encode("latin-1"))
     line = one_line_error(cli("run", str(bad)))
     assert "not UTF-8" in line and "line 1" in line and str(bad) in line
+    from agentsynth.loop import LoopSpecError, load_loop_spec
+
+    with pytest.raises(LoopSpecError, match="not UTF-8"):  # loop specs share the one TOML reader
+        load_loop_spec(bad)
 
 
 def test_sql_out_into_a_missing_directory(spec: Path, tmp_path: Path) -> None:
