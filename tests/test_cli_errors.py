@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, write_spec
+from conftest import cli, q, write_spec
 
 
 def one_line_error(r: subprocess.CompletedProcess[str], code: int = 2) -> str:
@@ -51,6 +51,10 @@ def test_sql_out_into_a_missing_directory(spec: Path, tmp_path: Path) -> None:
         line = one_line_error(cli("sql", "SELECT 1", "--store", store, "--format", fmt, "--out", str(out)))
         assert "no such directory" in line and str(out.parent) in line
     assert not (tmp_path / "nope").exists()
+    for option in ("--out", "--plot"):  # audit writes files too, and checks before it stores anything
+        line = one_line_error(cli("audit", "--store", store, option, str(tmp_path / "nope" / "a.png")))
+        assert f"{option} " in line and "no such directory" in line
+    assert q(Path(store), "SELECT count(*) FROM audits") == [(0,)]
 
 
 def test_sql_max_rows_must_not_be_negative(spec: Path, tmp_path: Path) -> None:
