@@ -11,6 +11,10 @@ from .signals import GradeContext, Grader, Signal, SignalType
 from .tasks import Task
 
 RUBRIC_PREFIX = "Rubric: "
+CORRECT_CRITERION = "the final answer is correct"
+"""The description of the default rubric's correctness criterion (:meth:`agentsynth.TextEnv.criteria`)."""
+WRONG_ANSWER = "NOT met: " + CORRECT_CRITERION
+"""How a rubric critique says the final answer is wrong (the sim model reads it)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Subclass :class:`TextEnv`, set ``name`` and ``domain``, and implement :meth:`Tex
 answer). Optionally implement :meth:`TextEnv.hint` (step-level feedback),
 :meth:`TextEnv.scores` (extra graders recorded on every turn) and :meth:`TextEnv.reference_reply`
 (the reference answer in the reply form the prompt asks for, when not ``Answer: <reference>``).
-That is a whole environment.
+That is a whole environment. Optionally set :attr:`TextEnv.sim_solver`: how the ``sim`` model
+reads its prompts, so the simulator answers its tasks like a model that knows the domain.
 
 Observation: the environment's message (the prompt after ``reset``, the feedback after ``step``).
 Action: the agent's message, as text or an assistant message dict (room for tool calls).
@@ -16,18 +17,21 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from .answers import final_answer, normalize
 from .channels import NONE_MESSAGE, channel_graders
-from .criteria import Criterion, criteria_rubric
+from .criteria import CORRECT_CRITERION, Criterion, criteria_rubric
 from .signals import GradeContext, Grader, JudgeFn, Signal, run_grader
 from .spaces import AnyText, ChatAction, action_text
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from .sim.problem import Problem
 
 
 def _parse_tool_call(call: Any, index: int) -> tuple[str, str, dict[str, Any] | str]:
@@ -70,6 +74,18 @@ class TextEnv(gym.Env[str, Any]):
     tools: ClassVar[tuple[dict[str, Any], ...]] = ()
     """Tools the agent may call, in the OpenAI tools format; implement :meth:`call_tool`."""
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    sim_solver: ClassVar[Callable[[str], "Problem | None"] | str | None] = None
+    """Optional: how the ``sim`` model reads this environment's prompts, a function ``prompt ->
+    agentsynth.sim.Problem`` (its answer and its likely mistakes) returning None for other prompts,
+    or its ``"module:function"`` name (imported when the sim first needs it). It reads the prompt
+    text only, as a model would. Found by :func:`agentsynth.registry.sim_solvers`; without one the
+    sim guesses (README, "The sim model")."""
+    subclasses_defined: ClassVar[int] = 0
+    """How many subclasses have been defined in this process (the solver registry's cache key)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        TextEnv.subclasses_defined += 1
 
     def __init__(
         self,
@@ -166,7 +182,7 @@ class TextEnv(gym.Env[str, Any]):
         """The criteria of the ``rubric`` channel (criterion level). Default: the final answer is
         correct (weight 2); it is in the requested form (the first surface check among
         :meth:`scores`, if any); the work is shown before it."""
-        out = [Criterion("correct", "the final answer is correct", self.verify, 2.0)]
+        out = [Criterion("correct", CORRECT_CRITERION, self.verify, 2.0)]
         surface = next((g for g in self._scores if not g.signal_type.task_relevant), None)
         if surface is not None:
             def in_form(task: Task, answer: str, g: Grader = surface) -> bool:

@@ -4,7 +4,12 @@ Built-in and third-party environments are declared the same way, in the ``agents
 entry-point group (``name = "package.module:Class"``), and registered with Gymnasium as
 ``agentsynth/<name>-v0`` so that ``gymnasium.make("agentsynth/<name>-v0")`` works. (Gymnasium
 1.x no longer discovers plugins itself.) An environment can also be named by ``module:Class``
-or ``path/to/file.py:Class`` without registering it.
+or ``path/to/file.py:Class`` without registering it; a file's folder is put on the import path
+first, as Python does for a script, so the file can import its sibling modules.
+
+The sim model's solvers are found here too (:func:`sim_solvers`): each environment class may
+carry one (:attr:`TextEnv.sim_solver`), so a domain's solver lives beside its environment and
+the library never imports ``envs/``.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ import difflib
 import importlib
 import importlib.util
 import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from .env import TextEnv
+
+if TYPE_CHECKING:
+    from .sim.problem import Problem
 
 GROUP = "agentsynth.envs"
 NAMESPACE = "agentsynth"
@@ -55,11 +65,17 @@ def load_attr(target: str) -> Any:
         key = f"_agentsynth_user_{path.stem}_{abs(hash(str(path)))}"
         module = sys.modules.get(key)
         if module is None:
+            if str(path.parent) not in sys.path:  # its siblings import, as for `python file.py`
+                sys.path.insert(0, str(path.parent))
             spec = importlib.util.spec_from_file_location(key, path)
             assert spec and spec.loader
             module = importlib.util.module_from_spec(spec)
             sys.modules[key] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # noqa: BLE001 - user code: one line saying what broke
+                del sys.modules[key]
+                raise UnknownEnvironment(f"{target!r}: importing {mod_name} failed: {_why(exc)}") from None
     else:
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
@@ -67,10 +83,20 @@ def load_attr(target: str) -> Any:
             module = importlib.import_module(mod_name)
         except ModuleNotFoundError as exc:
             raise UnknownEnvironment(f"{target!r}: cannot import module {mod_name!r} ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - user code: one line saying what broke
+            raise UnknownEnvironment(f"{target!r}: importing {mod_name} failed: {_why(exc)}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
         raise UnknownEnvironment(f"{target!r}: module {mod_name!r} has no attribute {attr!r}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """One line for an exception raised by user code: its type and message, and for a syntax
+    error the file and line."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -116,3 +142,88 @@ def make(ref: str, **kwargs: Any) -> TextEnv:
 def available() -> dict[str, str]:
     """Registered environment names and their ``module:Class`` targets."""
     return dict(sorted(_entry_points().items()))
+
+
+SimSolver = Callable[[str], "Problem | None"]
+_loaded = False
+_solvers: tuple[int, list[SimSolver]] = (-1, [])
+
+
+def _load_entry_points() -> None:
+    """Import every environment of the entry-point group once, so their classes (and solvers)
+    exist; one that cannot be imported is skipped with a warning (it fails on its own when used)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name, target in sorted(_entry_points().items()):
+        try:
+            load_attr(target)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the sim
+            warnings.warn(f"environment {name!r} ({target}) cannot be imported, so the sim has no solver "
+                          f"for it: {_why(exc)}", RuntimeWarning, stacklevel=3)
+
+
+def _subclasses(cls: type[TextEnv]) -> list[type[TextEnv]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def _with_domain(solver: SimSolver, domain: str) -> SimSolver:
+    """``solver`` whose Problems without a domain get ``domain``, and which treats an exception
+    as 'not my prompt' (a warning names the solver): the sim asks every solver about every prompt."""
+    failed = False
+
+    def solve(prompt: str) -> "Problem | None":
+        nonlocal failed
+        try:
+            prob = solver(prompt)
+        except Exception as exc:  # noqa: BLE001 - a model does not crash on a prompt
+            if not failed:
+                failed = True
+                warnings.warn(f"sim solver {getattr(solver, '__qualname__', solver)!r} raised on a prompt "
+                              f"({_why(exc)}); treated as not recognising it", RuntimeWarning, stacklevel=2)
+            return None
+        if prob is not None and not prob.domain:
+            prob.domain = domain
+        return prob
+
+    return solve
+
+
+def sim_solvers() -> list[SimSolver]:
+    """The sim model's solvers: the ``sim_solver`` of every environment class that exists in this
+    process (every registered environment, imported here, plus any other defined or loaded by
+    path), one per solver, in order of the environment's name. A solver's Problem without a domain
+    gets its environment's domain."""
+    global _solvers
+    _load_entry_points()
+    if _solvers[0] != TextEnv.subclasses_defined:
+        found: dict[int, tuple[type[TextEnv], SimSolver]] = {}
+        for cls in _subclasses(TextEnv):
+            owner = next(k for k in cls.__mro__ if "sim_solver" in k.__dict__)
+            solver = _solver_of(owner)
+            if solver is not None:
+                found.setdefault(id(solver), (owner, solver))
+        ordered = sorted(found.values(), key=lambda cs: (cs[0].name or cs[0].__name__, cs[0].__module__, cs[0].__qualname__))
+        _solvers = (TextEnv.subclasses_defined, [_with_domain(s, c.domain or c.name or c.__name__) for c, s in ordered])
+    return _solvers[1]
+
+
+def _solver_of(cls: type[TextEnv]) -> SimSolver | None:
+    """The class's own ``sim_solver`` as a function (a ``"module:function"`` name imported), or None
+    (none, or a name that cannot be imported: a warning says why)."""
+    ref = cls.__dict__.get("sim_solver")
+    if isinstance(ref, staticmethod):
+        ref = ref.__func__
+    if not isinstance(ref, str):
+        return ref if callable(ref) else None
+    try:
+        solver = load_attr(ref)
+    except Exception as exc:  # noqa: BLE001 - the environment still works; the sim guesses
+        warnings.warn(f"{cls.__qualname__}.sim_solver {ref!r} cannot be loaded ({_why(exc)}); the sim guesses "
+                      "on its prompts", RuntimeWarning, stacklevel=3)
+        return None
+    return solver if callable(solver) else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from .models import schemes
 from .models.base import ChatModel, ModelError
 from .registry import UnknownEnvironment, resolve
 from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
-from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, env_configs, plan, planned_count
+from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, SpecWarning, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
 from .store.writer import EpisodeRecord, StoreWriter
@@ -77,6 +79,10 @@ def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
     variable named by ``api_key_env``)."""
     src: Any = spec.judge if judge else spec
     if schemes.in_process(src.model, src.base_url):
+        if src.api_key_env and not os.environ.get(src.api_key_env):
+            where = "[judge] api_key_env" if judge else "api_key_env"
+            warnings.warn(f"{where} names {src.api_key_env}, which is not set; ignored: model {src.model!r} runs in this "
+                          "process and uses no key", SpecWarning, stacklevel=2)
         request = schemes.SchemeRequest(schemes.split(src.model)[1], options=src.sim,
                                         section="[judge.sim]" if judge else "[sim]", judge=judge)
         try:

@@ -36,6 +36,10 @@ class SpecError(ValueError):
     """The spec is malformed or names something that does not exist (message says which)."""
 
 
+class SpecWarning(UserWarning):
+    """The spec asks for something that has no effect (the message says what and why); the run goes on."""
+
+
 class EnvSpec(BaseModel):
     """One environment in a run: which tasks, which feedback channel(s), how many turns."""
 
@@ -154,17 +158,35 @@ class RunSpec(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_spec(path: str | Path, **overrides: Any) -> RunSpec:
-    """Read a TOML spec; ``overrides`` (e.g. ``model=...``) replace top-level fields when not None."""
+def read_toml(path: str | Path, what: str = "spec", error: type[SpecError] = SpecError) -> dict[str, Any]:
+    """The table of a TOML file; ``error`` with one line naming the file when it is missing, a
+    directory, unreadable, not UTF-8 (TOML is UTF-8) or malformed."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        raw = p.read_bytes()
     except FileNotFoundError:
-        raise SpecError(f"no spec file at {p}") from None
+        raise error(f"no {what} file at {p}") from None
+    except IsADirectoryError:
+        raise error(f"{p} is a directory, not a {what} file") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} file {p}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); TOML files are UTF-8: "
+                    "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{p}: malformed TOML: {exc}") from None
+        raise error(f"{p}: malformed TOML: {exc}") from None
+
+
+def load_spec(path: str | Path, **overrides: Any) -> RunSpec:
+    """Read a TOML spec; ``overrides`` (e.g. ``model=...``) replace top-level fields when not None."""
+    data = read_toml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_spec(data, source=str(p))
+    return parse_spec(data, source=str(Path(path)))
 
 
 def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:

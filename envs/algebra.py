@@ -111,6 +111,7 @@ class AlgebraEnv(TextEnv):
 
     name = "algebra"
     domain = "algebra"
+    sim_solver = "envs.algebra_sim:algebra"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(self.difficulty, 3)

@@ -36,6 +36,7 @@ class ArithmeticEnv(TextEnv):
 
     name = "arithmetic"
     domain = "arithmetic"
+    sim_solver = "envs.arithmetic_sim:arithmetic"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         expr, value = _expression(rng, self.difficulty + 1, 10 * self.difficulty)

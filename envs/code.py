@@ -235,6 +235,7 @@ class CodeEnv(TextEnv):
 
     name = "code"
     domain = "code"
+    sim_solver = "envs.code_sim:code"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         level = min(max(self.difficulty, 1), 3)

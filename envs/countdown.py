@@ -279,6 +279,7 @@ class CountdownEnv(TextEnv):
 
     name = "countdown"
     domain = "countdown"
+    sim_solver = "envs.countdown_sim:countdown"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         nums, target, ref, ways, subsets = draw(min(max(self.difficulty, 1), 3), int(rng.integers(2**63)))

@@ -239,6 +239,7 @@ class ExtractionEnv(TextEnv):
 
     name = "extraction"
     domain = "extraction"
+    sim_solver = "envs.extraction_sim:extraction"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(max(self.difficulty, 1), 3)

@@ -105,6 +105,7 @@ class ListsEnv(TextEnv):
 
     name = "lists"
     domain = "lists"
+    sim_solver = "envs.lists_sim:lists"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(max(self.difficulty, 1), 3)

@@ -124,6 +124,7 @@ class LogicEnv(TextEnv):
 
     name = "logic"
     domain = "logic"
+    sim_solver = "envs.logic_sim:logic"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         n = min(max(self.difficulty, 1) + 1, 8)

@@ -108,6 +108,7 @@ class PairsEnv(TextEnv):
 
     name = "pairs"
     domain = "pairs"
+    sim_solver = "envs.pairs_sim:pairs"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(max(self.difficulty, 1), 3)

@@ -340,6 +340,7 @@ class SQLEnv(TextEnv):
 
     name = "sql"
     domain = "sql"
+    sim_solver = "envs.sql_sim:sql"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(max(self.difficulty, 1), 3)

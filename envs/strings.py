@@ -51,15 +51,19 @@ def _shift(c: str, k: int) -> str:
 
 
 def apply(text: str, op: str, k: int = 0) -> str:
-    """One step (``reverse_all`` and ``sort_strict``: slips the hint recognises)."""
+    """One step of :data:`OPS`, or a slip: ``reverse_all`` and ``sort_strict`` (slips the hint
+    recognises), ``vowels_lower`` (only lower-case vowels removed) and ``upper`` (upper-casing
+    instead of swapping case), which the sim makes too (:mod:`envs.strings_sim`)."""
     w = text.split(" ")
     return {"reverse_words": lambda: " ".join(w[::-1]), "reverse_letters": lambda: " ".join(x[::-1] for x in w),
             "caesar": lambda: "".join(_shift(c, k) for c in text), "sort": lambda: " ".join(sorted(w, key=str.lower)),
             "vowels": lambda: "".join(c for c in text if c.lower() not in "aeiou"), "swapcase": text.swapcase,
-            "reverse_all": lambda: text[::-1], "sort_strict": lambda: " ".join(sorted(w))}[op]()
+            "reverse_all": lambda: text[::-1], "sort_strict": lambda: " ".join(sorted(w)),
+            "vowels_lower": lambda: "".join(c for c in text if c not in "aeiou"), "upper": text.upper}[op]()
 
 
 def run(text: str, steps) -> str:
+    """``text`` after each (operation, shift) step in turn."""
     for op, k in steps:
         text = apply(text, op, k)
     return text
@@ -93,6 +97,7 @@ class StringTransformEnv(TextEnv):
 
     name = "strings"
     domain = "strings"
+    sim_solver = "envs.strings_sim:strings"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = max(1, self.difficulty)

@@ -57,6 +57,7 @@ class ToolLookupEnv(TextEnv):
 
     name = "tools"
     domain = "tools"
+    sim_solver = "envs.tools_sim:tools"  # how the sim model reads these prompts
     tools = (
         _tool("price_lookup", "Unit price of an item, in cents.", item="the item's name"),
         _tool("discount_lookup", "The percentage a discount code takes off.", code="the discount code"),

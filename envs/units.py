@@ -117,6 +117,7 @@ class UnitConversionEnv(TextEnv):
 
     name = "units"
     domain = "units"
+    sim_solver = "envs.units_sim:units"  # how the sim model reads these prompts
 
     def generate(self, rng: np.random.Generator) -> Task:
         d = min(self.difficulty, 3)

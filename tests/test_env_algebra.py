@@ -177,7 +177,7 @@ def test_sim_solver_solves_renders_and_its_mistakes_fail(d: int) -> None:
 
 
 def test_sim_solver_ignores_other_prompts() -> None:
-    from agentsynth.sim.solvers.algebra import algebra
+    from envs.algebra_sim import algebra
 
     for prompt in ("Compute the value of: 3 + 4", "Solve for x: x*x = 4", "Solve for x: 2x + 1", "Solve for x: 0x = 0", "hello"):
         assert algebra(prompt) is None

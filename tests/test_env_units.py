@@ -176,7 +176,7 @@ def test_sim_solver_converts_renders_and_its_mistakes_fail(d: int) -> None:
 
 
 def test_sim_solver_ignores_other_prompts() -> None:
-    from agentsynth.sim.solvers.units import units
+    from envs.units_sim import units
 
     for prompt in ("Compute the value of: 3 + 4", "Convert 3 furlongs to m.", "Convert 3 km to °C.", "Solve for x: 2x = 1"):
         assert units(prompt) is None

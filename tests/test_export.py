@@ -372,7 +372,7 @@ def test_a_store_held_by_a_running_writer(store: Path, tmp_path: Path) -> None:
         assert holder.stdout.readline().strip() == "held"
         r = cli("export", "--store", str(store), "--run", "src", "--select", "correct", "--format", "sft",
                 "--out", str(tmp_path / "x.jsonl"))
-        assert r.returncode == 2 and "in use by process" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "in use by another process (PID" in r.stderr and "Traceback" not in r.stderr
     finally:
         holder.stdin.close()
         holder.wait()

@@ -54,3 +54,40 @@ def test_sql_examples_run(tmp_path: Path) -> None:
         if query.strip():
             r = cli("sql", query, "--store", str(store))
             assert r.returncode == 0, (query, r.stderr)
+
+
+def _rates(cwd: Path, spec: Path, store: Path) -> dict[str, tuple[float, float]]:
+    r = cli("run", str(spec), "-q", "--store", str(store), cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        rows = con.execute("SELECT feedback, round(avg(passed_first::INT), 2), round(avg(passed_last::INT), 2) "
+                           "FROM episodes GROUP BY 1").fetchall()
+    finally:
+        con.close()
+    return {f: (first, last) for f, first, last in rows}
+
+
+def test_new_environment_example_with_its_solver_shows_the_channels_apart(tmp_path: Path) -> None:
+    """The README's ReverseWord, with its sim_solver, run by the README's rev.toml: the channels
+    change the pass rate, by exactly the figures the README prints; without the solver the sim
+    guesses and only the reference helps, as the README says."""
+    env_code = next(b for b in blocks("python") if b.startswith("# my_envs.py"))
+    assert "def sim_solver(prompt)" in env_code
+    (tmp_path / "my_envs.py").write_text(env_code)
+    spec = tmp_path / "rev.toml"
+    spec.write_text(next(b for b in blocks("toml") if b.startswith("# rev.toml")))
+    readme = (ROOT / "README.md").read_text()
+    said = readme[readme.index("First turn → last turn:"):]
+    said = said[:said.index("\n\n")]
+    figures = [(f, float(a), float(b)) for f, a, b in re.findall(r"(\w+) (\d\.\d\d) → (\d\.\d\d)", said)]
+    rates = _rates(tmp_path, spec, tmp_path / "with.duckdb")
+    assert {f: (a, b) for f, a, b in figures[:5]} == rates
+    last = {f: b for f, (_, b) in rates.items()}
+    assert last["reference"] > last["hint"] > last["binary"] > max(last["self"], last["none"]) + 0.25
+    assert abs(last["none"] - rates["none"][0]) < 0.1 and abs(last["self"] - rates["self"][0]) < 0.1
+
+    (tmp_path / "my_envs.py").write_text(env_code[:env_code.index("    @staticmethod")])
+    guessed = _rates(tmp_path, spec, tmp_path / "without.duckdb")
+    assert figures[5] == ("reference", *guessed["reference"]) and guessed["reference"][1] > 0.9
+    assert all(first == last == 0 for f, (first, last) in guessed.items() if f != "reference")

@@ -102,8 +102,8 @@ def test_a_store_held_by_another_process_gives_a_clear_message(filled: Path) -> 
     try:
         assert holder.stdout.readline().strip() == "held"
         r = cli("sql", "SELECT count(*) FROM episodes", "--store", str(filled))
-        assert r.returncode == 2 and "is in use by process" in r.stderr and "Traceback" not in r.stderr
-        with pytest.raises(StoreError, match="in use by process"):
+        assert r.returncode == 2 and "is in use by another process (PID" in r.stderr and "Traceback" not in r.stderr
+        with pytest.raises(StoreError, match=r"in use by another process \(PID"):
             agentsynth.open_store(filled)
     finally:
         holder.stdin.close()

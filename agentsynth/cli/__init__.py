@@ -15,7 +15,9 @@ from typing import Any
 import click
 
 from ..store import DEFAULT_STORE
-from .common import EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, fail, interrupt, print_table
+from .common import (
+    EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, check_out, fail, interrupt, one_line_warnings, print_table,
+)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="agentsynth")
@@ -27,6 +29,7 @@ def main() -> None:
       agentsynth run runs/quickstart.toml
       agentsynth sql "SELECT feedback, avg(passed_last::INT) FROM episodes GROUP BY 1"
     """
+    one_line_warnings()
 
 
 @main.command()
@@ -99,6 +102,10 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
         query = sys.stdin.read()
     if fmt == "parquet" and not out:
         fail("--format parquet needs --out FILE")
+    if max_rows < 0:
+        fail(f"--max-rows must be 0 or more, not {max_rows}")
+    if out:
+        check_out(out)
     try:
         with open_store(store, allow_files=allow_files) as s:
             rel = s.sql(query)
@@ -107,7 +114,11 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
             if fmt == "parquet":  # written here, not by DuckDB: the connection may not write files
                 import pyarrow.parquet as pq
 
-                pq.write_table(rel.to_arrow_table(), out)
+                table = rel.to_arrow_table()
+                try:
+                    pq.write_table(table, out)
+                except OSError as exc:
+                    fail(f"cannot write {out}: {exc.strerror or exc}")
                 click.echo(f"wrote {out}", err=True)
                 return
             cols = rel.columns
@@ -118,7 +129,10 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
         fail(file_refusal(exc))
     except duckdb.Error as exc:
         fail(" ".join(str(exc).split()))
-    stream = open(out, "w", newline="") if out else sys.stdout
+    try:
+        stream = open(out, "w", newline="") if out else sys.stdout
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     try:
         if fmt == "csv":
             w = csv.writer(stream)

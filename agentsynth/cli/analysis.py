@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..store import DEFAULT_STORE
-from .common import EXIT_FAILED, RunProgress, fail, interrupt, print_table
+from .common import EXIT_FAILED, RunProgress, check_out, fail, interrupt, print_table
 
 
 @click.command("audit")
@@ -41,6 +41,9 @@ def audit(runs: tuple[str, ...], by: str | None, fmt: str, out: str | None, plot
 
     if plot and not plot.lower().endswith((".png", ".html", ".htm")):
         fail(f"--plot {plot}: use a .png or .html file name")
+    for option, path in (("--out", out), ("--plot", plot)):
+        if path:
+            check_out(path, option)
     try:
         res = do_audit(store, list(runs) or None, bootstrap=bootstrap, confidence=confidence, seed=seed,
                        min_tasks=min_tasks, save=not no_save)

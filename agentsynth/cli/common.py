@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +23,29 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
+
+
+def check_out(out: str, option: str = "--out") -> None:
+    """Fail with one line unless the folder of the file ``out`` exists (checked before any work)."""
+    folder = Path(out).parent
+    if not folder.is_dir():
+        fail(f"{option} {out}: no such directory {folder}/ (create it first)")
+
+
+def one_line_warnings() -> None:
+    """Show agentsynth's :class:`~agentsynth.spec.SpecWarning` as one ``warning: ...`` line on stderr
+    (other warnings keep Python's format)."""
+    from ..spec import SpecWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, SpecWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
 
 
 def interrupt(signum: int, frame: Any) -> None:

@@ -3,8 +3,10 @@ HTTP API, optionally with injected faults and latency."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 from typing import Any
 
 import click
@@ -28,17 +30,28 @@ from .common import fail
 @click.option("--fault-seed", default=0, show_default=True, type=int)
 @click.option("--api-key-env", help="Require the key held by this environment variable (401 otherwise).")
 @click.option("--sim", "sim_params", metavar="KEY=VALUE", multiple=True, help="A sim parameter, e.g. --sim use_hint=0.7 or --sim skill.arithmetic=0.8.")
+@click.option("--env", "env_refs", metavar="REF", multiple=True,
+              help="Also load this environment (module:Class or path/to/file.py:Class) so the sim knows its sim_solver; "
+                   "registered environments are always known. Repeatable.")
 def serve(host: str, port: int, student_path: str | None, model_name: str | None, latency_ms: float, fault_429: float,
           fault_500: float, fault_hang: float, fault_malformed: float, retry_after: float, hang_s: float, fault_seed: int,
-          api_key_env: str | None, sim_params: tuple[str, ...]) -> None:
+          api_key_env: str | None, sim_params: tuple[str, ...], env_refs: tuple[str, ...]) -> None:
     """Serve the built-in sim model (a simulator, for offline use, tests and demos) or, with
     --student, a trained student over an OpenAI-compatible HTTP API, optionally with injected
     faults and latency."""
     from ..sim import SimParams
     from ..sim.server import Faults, serve as serve_app
 
-    if student_path and sim_params:
-        fail("--sim parameters apply to the sim, not to --student")
+    if student_path and (sim_params or env_refs):
+        fail(f"{'--sim parameters apply' if sim_params else '--env applies'} to the sim, not to --student")
+    if env_refs:
+        from ..registry import UnknownEnvironment, resolve
+
+        for ref in env_refs:
+            try:
+                resolve(ref)
+            except UnknownEnvironment as exc:
+                fail(f"--env: {exc}")
     model = None
     if student_path:
         from ..student import StudentError
@@ -63,8 +76,31 @@ def serve(host: str, port: int, student_path: str | None, model_name: str | None
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env) or fail(f"environment variable {api_key_env} is not set")
-    serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key,
-              model=model)
+    _check_port(host, port)
+    try:
+        serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key,
+                  model=model)
+    except OSError as exc:  # lost a race for the port after the check, or another bind error
+        fail(_bind_error(host, port, exc))
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything is printed, when ``host:port`` cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(_bind_error(host, port, exc))
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {host}:{port}: the port is in use (another `agentsynth serve` or server?); "
+                "stop it or choose another --port")
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges); choose another --port"
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {host}:{port}: {reason}"
 
 
 def _parse_sim(items: tuple[str, ...]) -> dict[str, Any]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..spec import SpecError
+from ..spec import SpecError, read_toml
 
 
 DEFAULT_LOOP_STORE = "runs/loops.duckdb"
@@ -145,13 +144,6 @@ def load_loop_spec(path: str | Path, **overrides: Any) -> LoopSpec:
     """Read a TOML loop spec; ``overrides`` replace top-level fields when not None. Relative
     paths in it (store, workdir, base checkpoint) are relative to the working directory."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise LoopSpecError(f"no loop spec file at {p}") from None
-    except IsADirectoryError:
-        raise LoopSpecError(f"{p} is a directory, not a loop spec") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise LoopSpecError(f"{p}: malformed TOML: {exc}") from None
+    data = read_toml(p, "loop spec", LoopSpecError)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return parse_loop_spec(data, source=str(p))

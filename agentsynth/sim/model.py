@@ -1,9 +1,10 @@
 """``sim``: a simulated chat model for offline use, tests and demos. It is not a real model.
 
-It reads only the messages it is sent. A per-domain solver (:mod:`agentsynth.sim.solvers`) reads
-the task from the first user message; the sim then answers correctly with a probability set by
-its skill in that domain and the task's difficulty, otherwise with a plausible mistake (off by
-one, the precedence slip, the wrong format, prose around the answer). After feedback it retries,
+It reads only the messages it is sent. A per-domain solver (an environment's ``sim_solver``, found
+by :mod:`agentsynth.sim.solvers`) reads the task from the first user message; the sim then answers
+correctly with a probability set by its skill in that domain and the task's difficulty, otherwise
+with a plausible mistake (off by one, the precedence slip, the wrong format, prose around the
+answer). On a prompt no solver reads it is a weak guesser (:mod:`agentsynth.sim.guess`). After feedback it retries,
 and how much the feedback helps is a parameter per kind of feedback, recognised from the text of
 agentsynth's standard channels. Asked to review its own answer, it compares the answer with its
 own belief about the task and is miscalibrated: it calls wrong answers correct too often.
@@ -29,13 +30,13 @@ from ..channels import (
     SELF_PREFIX, SELF_REQUEST,
     parse_verdict,
 )
-from ..criteria import RUBRIC_PREFIX
+from ..criteria import RUBRIC_PREFIX, WRONG_ANSWER
 from ..models.base import Completion
+from .guess import guess
 from .solvers import Problem, solve
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _JUDGED = re.compile(r"Task:\n<<<\n(.*?)\n>>>\nAnswer to grade:\n<<<\n(.*?)\n>>>", re.S)
-_WRONG_CRITERION = "NOT met: the final answer is correct"
 HEDGE = "I am not sure about this one; I might be wrong, so please double-check the steps before relying on it.\n"
 
 
@@ -191,9 +192,9 @@ class SimModel:
             prob = got
         if users[-1].strip() == SELF_REQUEST:
             return self._review(messages, prob, rng)
-        if prob is None:
-            return "I am not sure how to solve this.\nAnswer: " + str(rng.randint(0, 9))
         previous = [_text(m) for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
+        if prob is None:
+            return guess(users, previous, rng, greedy=greedy, use_reference=self.params.use_reference)
         p = self.p_task(prob)
         if not previous:
             correct = prob.answer == self.belief(prob) if greedy else rng.random() < p
@@ -207,7 +208,7 @@ class SimModel:
                 return prob.render(ref, True) if prob.render else "Answer: " + ref
             if fb.startswith((SELF_PREFIX, JUDGE_PREFIX, SAME_JUDGE_PREFIX)) and parse_verdict(fb) is True:
                 return last
-            if fb.startswith(RUBRIC_PREFIX) and _WRONG_CRITERION not in fb:
+            if fb.startswith(RUBRIC_PREFIX) and WRONG_ANSWER not in fb:
                 return last
             use = (
                 self.params.use_hint if fb.startswith(HINT_PREFIX)

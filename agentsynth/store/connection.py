@@ -42,12 +42,7 @@ def connect(path: str | Path, *, read_only: bool, create: bool | None = None,
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
-            pid = re.search(r"PID (\d+)", msg)
-            who = f"process {pid.group(1)}" if pid else "another process"
-            raise StoreError(
-                f"store {p} is in use by {who} (probably a running `agentsynth run`); "
-                "DuckDB allows one writer and no readers meanwhile: try again when it finishes"
-            ) from None
+            raise StoreError(_locked(p, msg, read_only)) from None
         raise StoreError(f"cannot open store {p}: {msg}") from None
     except duckdb.Error as exc:
         raise StoreError(f"cannot open store {p}: {exc}") from None
@@ -67,3 +62,30 @@ def connect(path: str | Path, *, read_only: bool, create: bool | None = None,
         con.close()
         raise StoreError(str(exc)) from None
     return con
+
+
+def _locked(p: Path, msg: str, read_only: bool) -> str:
+    """Why DuckDB refused the file lock, naming the process that holds it (DuckDB's message gives
+    its PID and program; /proc gives its command line) and what to do about it."""
+    pid = re.search(r"PID (\d+)", msg)
+    program = re.search(r"held in (\S+)", msg)
+    who = "another process"
+    if pid:
+        cmd = _command_line(int(pid.group(1))) or (Path(program.group(1)).name if program else "")
+        who = f"another process (PID {pid.group(1)}{': ' + cmd if cmd else ''})"
+    if not read_only and "read-only mode" in msg:  # DuckDB adds this when the holder only reads
+        return (f"store {p} is in use by {who}, which has it open read-only (a notebook or script?); DuckDB cannot "
+                "write a store that another process has open: close that connection (con.close()) or end that "
+                "process, then run again")
+    return (f"store {p} is in use by {who}, which has it open for writing (a running `agentsynth run`?); "
+            "DuckDB allows one writer and no readers meanwhile: try again when it finishes, or end that process")
+
+
+def _command_line(pid: int, limit: int = 80) -> str:
+    """The process's command line, shortened (empty when it cannot be read, e.g. not on Linux)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    cmd = " ".join(raw.decode(errors="replace").replace("\0", " ").split())
+    return cmd if len(cmd) <= limit else cmd[: limit - 1] + "…"

@@ -10,8 +10,8 @@ import ast
 import functools
 import re
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.answers import final_answer
+from agentsynth.sim import Problem
 
 _ASK = re.compile(r"^Make (\d+) from (\d+(?:, \d+)*) using \+ - \* and each number at most once\.")
 _PREC = {"+": 1, "-": 1, "*": 2}
@@ -164,6 +164,3 @@ def countdown(prompt: str) -> Problem | None:
     needs = min(len(re.findall(r"\d+", r)) for r in right)  # how many numbers the shortest way takes
     return Problem("countdown", right[0], float(needs - 1 + max(0, len(nums) - 4)), list(wrong), render=_render_for(target),
                    extract=_extract, alternatives=right[1:])
-
-
-SOLVER = countdown

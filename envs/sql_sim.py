@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from ...answers import answer_region
-from .base import Problem
+from agentsynth.answers import answer_region
+from agentsynth.sim import Problem
 
 _OPS = {"at least": ">=", "more than": ">", "at most": "<=", "less than": "<",
         "at least as much as": ">=", "at most as much as": "<="}
@@ -117,6 +117,3 @@ def sql(prompt: str) -> Problem | None:
         return None
     (answer, *mistakes), difficulty = found
     return Problem("sql", answer, difficulty, mistakes, render=_render, extract=_extract)
-
-
-SOLVER = sql

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import re
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.answers import final_answer
+from agentsynth.sim import Problem
 
 _ASK = re.compile(r"^Give (\d+) distinct (integers|even integers|odd integers|multiples of 3) from (\d+) to (\d+) "
                   r"in increasing order with sum (\d+)\.")
@@ -110,6 +110,3 @@ def lists(prompt: str) -> Problem | None:
     if not right:
         return None
     return Problem("lists", right[0], float(k - 2), wrong, render=_render, extract=_extract, alternatives=right[1:])
-
-
-SOLVER = lists

@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from ...answers import answer_block
-from .base import Problem
+from agentsynth.answers import answer_block
+from agentsynth.sim import Problem
 
 _MEET = re.compile(r"either a knight, who always tells the truth, or a knave, who always lies\. You meet ([A-Z](?:, [A-Z])*) and ([A-Z]) \(")
 _SAYS = re.compile(r'^([A-Z]) says: "(.+)"\s*$', re.M)
@@ -87,6 +87,3 @@ def logic(prompt: str) -> Problem | None:
     wrong += [v for v in everyone if not fits(v) and v not in wrong][: max(0, 3 - len(wrong))]
     mistakes = [_canon(people, v) for v in wrong]
     return Problem("logic", _canon(people, sol), float(len(people) - 1), mistakes, render=_render, extract=_extract)
-
-
-SOLVER = logic

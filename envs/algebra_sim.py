@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.answers import final_answer
+from agentsynth.sim import Problem
 
 _EQ = re.compile(r"Solve for x:\s*(.+?)\s*$", re.MULTILINE)
 _TOKENS = re.compile(r"\d+|[-+*/()x]")
@@ -143,6 +143,3 @@ def algebra(prompt: str) -> Problem | None:
             mistakes.append(str(c))
     difficulty = 1.0 + 0.6 * (eq.count("x") > 1) + 0.6 * bool(re.search(r"[(/]", eq))
     return Problem("algebra", str(x), difficulty, mistakes, answer_words=_words, render=_render, extract=_extract)
-
-
-SOLVER = algebra

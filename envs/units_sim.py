@@ -1,43 +1,42 @@
-"""The sim's unit-conversion competence: convert the quantity in the prompt; its favourite slip is
-multiplying by the conversion factor instead of dividing (or the reverse)."""
+"""The sim's unit-conversion competence: convert the quantity in the prompt with the environment's
+unit table (:data:`envs.units.UNITS`); its favourite slip is multiplying by the conversion factor
+instead of dividing (or the reverse)."""
 
 from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.answers import final_answer
+from agentsynth.sim import Problem
+
+from .units import FREEZE, UNITS, sig
 
 _ASK = re.compile(r"Convert (-?\d+(?:\.\d+)?) (\S+) to (\S+?)\.(?:\s|$)")
-_FACTOR = {  # to the base unit of each kind: m, kg, L, s
-    "mm": 1e-3, "cm": 1e-2, "m": 1.0, "km": 1e3, "in": 0.0254, "ft": 0.3048, "yd": 0.9144, "mi": 1609.344,
-    "mg": 1e-6, "g": 1e-3, "kg": 1.0, "t": 1e3, "oz": 0.028349523125, "lb": 0.45359237,
-    "mL": 1e-3, "L": 1.0, "cm³": 1e-3, "m³": 1e3, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
-}
-_TEMP = {"°C": (1.0, 0.0), "°F": (5 / 9, 32.0), "K": (1.0, 273.15)}  # (degree size, reading at 0 °C)
 _STATED = re.compile(r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?")
 
 
 def _sig(x: float) -> str:
-    if x == 0 or not math.isfinite(x):
-        return "0"
-    d = Decimal(repr(x)).quantize(Decimal(1).scaleb(math.floor(math.log10(abs(x))) - 3))
-    return format(d.normalize(), "f")
+    """4 significant digits (:func:`envs.units.sig`); "0" for a non-finite value."""
+    return sig(x) if math.isfinite(x) else "0"
 
 
 def _factor(unit: str) -> float | None:
+    """A linear or compound unit's factor to its base unit (m, kg, L, s); None for others."""
     num, _, den = unit.partition("/")
-    if num not in _FACTOR or (den and den not in _FACTOR):
+    if not _linear(num) or (den and not _linear(den)):
         return None
-    return _FACTOR[num] / (_FACTOR[den] if den else 1.0)
+    return UNITS[num][1] / (UNITS[den][1] if den else 1.0)
+
+
+def _linear(unit: str) -> bool:
+    return unit in UNITS and UNITS[unit][0] != "temperature"
 
 
 def _temperature(v: float, src: str, dst: str) -> tuple[float, list[float]]:
     """The conversion and its slips: inverted degree ratio (°C <-> K: the offset's sign),
     a forgotten offset, the offset added instead of subtracted."""
-    (a, zs), (c, zd) = _TEMP[src], _TEMP[dst]
+    (a, zs), (c, zd) = (UNITS[src][1], FREEZE[src]), (UNITS[dst][1], FREEZE[dst])  # degree size, reading at 0 °C
     ratio = a / c
     right = (v - zs) * ratio + zd
     slip = (v - zs) / ratio + zd if ratio != 1 else v + zs - zd
@@ -69,7 +68,7 @@ def units(prompt: str) -> Problem | None:
     if not m:
         return None
     v, src, dst = float(m.group(1)), m.group(2), m.group(3)
-    if src in _TEMP and dst in _TEMP:
+    if src in FREEZE and dst in FREEZE:
         right, candidates = _temperature(v, src, dst)
         difficulty = 2.0 if "K" not in (src, dst) or "°C" in (src, dst) else 2.6
     else:
@@ -88,6 +87,3 @@ def units(prompt: str) -> Problem | None:
             mistakes.append(f"{text} {dst}")
     render, extract = _render_for(dst)
     return Problem("units", f"{answer} {dst}", difficulty, mistakes, render=render, extract=extract)
-
-
-SOLVER = units

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Problem
+from agentsynth.sim import Problem
 
 _HEAD = re.compile(r"Write a Python function `(\w+)\(([^)]*)\)` that (.+?)\.\n\nExamples:", re.S)
 _BLOCK = re.compile(r"```[ \t]*(?:python|py)?[^\n]*\n(.*?)```", re.S)
@@ -244,6 +244,3 @@ def code(prompt: str) -> Problem | None:
     wrong_name = f"def {_camel(name)}({args}):\n{bodies[0]}"
     mistakes = [fn[1], fn[2], wrong_name, *fn[3:]]
     return Problem("code", fn[0], _DIFFICULTY[level], mistakes, render=render, extract=extract)
-
-
-SOLVER = code

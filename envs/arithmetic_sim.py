@@ -7,7 +7,7 @@ import ast
 import operator
 import re
 
-from .base import Problem
+from agentsynth.sim import Problem
 
 _ARITH = re.compile(r"Compute the value of:\s*(.+?)\s*$", re.M)
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
@@ -78,6 +78,3 @@ def arithmetic(prompt: str) -> Problem | None:
         mistakes.append(str(slip))
     mistakes += [str(value + 1), str(value - 1), str(-value) if value else "1", str(value + 10)]
     return Problem("arithmetic", str(value), 0.5 + 0.5 * ops, mistakes, _words)
-
-
-SOLVER = arithmetic

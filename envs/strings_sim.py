@@ -1,13 +1,15 @@
 """The sim's string-transformation competence: read the numbered steps and the quoted text from
-the prompt and apply them. Its favourite slips: a Caesar shift in the wrong direction, skipping
-the last step of a chain, a shift off by one, reversing letters instead of words."""
+the prompt and apply them with the environment's own transforms (:func:`envs.strings.apply`).
+Its favourite slips: a Caesar shift in the wrong direction, skipping the last step of a chain, a
+shift off by one, reversing letters instead of words."""
 
 from __future__ import annotations
 
 import re
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.sim import Problem
+
+from .strings import apply, extract, run
 
 _HEAD = "Apply these steps in order to the text below:"
 _TEXT = re.compile(r'^Text: "([^"\n]*)"\s*$', re.M)
@@ -15,40 +17,6 @@ _STEP = re.compile(r"^\d+\.\s+(.+?)\s*$", re.M)
 _SHIFT = re.compile(r"Shift every letter (\d+) places? (forward|backward)")
 _KINDS = (("Reverse the order of the words", "reverse_words"), ("Reverse the letters", "reverse_letters"),
           ("Sort the words", "sort"), ("Remove every vowel", "vowels"), ("Swap the case", "swapcase"))
-
-
-def _shift(c: str, k: int) -> str:
-    if not (c.isascii() and c.isalpha()):
-        return c
-    base = 65 if c.isupper() else 97
-    return chr((ord(c) - base + k) % 26 + base)
-
-
-def _apply(text: str, op: str, k: int = 0) -> str:
-    w = text.split(" ")
-    return {
-        "reverse_words": lambda: " ".join(w[::-1]),
-        "reverse_letters": lambda: " ".join(x[::-1] for x in w),
-        "reverse_all": lambda: text[::-1],
-        "caesar": lambda: "".join(_shift(c, k) for c in text),
-        "sort": lambda: " ".join(sorted(w, key=str.lower)),
-        "sort_strict": lambda: " ".join(sorted(w)),
-        "vowels": lambda: "".join(c for c in text if c.lower() not in "aeiou"),
-        "vowels_lower": lambda: "".join(c for c in text if c not in "aeiou"),
-        "swapcase": lambda: text.swapcase(),
-        "upper": lambda: text.upper(),
-    }[op]()
-
-
-def _run(text: str, steps: list[tuple[str, int]]) -> str:
-    for op, k in steps:
-        text = _apply(text, op, k)
-    return text
-
-
-def _extract(reply: str) -> str | None:
-    """The text a reply states as its answer (:func:`agentsynth.answers.final_answer`)."""
-    return (final_answer(reply) or None) if isinstance(reply, str) else None
 
 
 def _render(answer: str, tidy: bool) -> str:
@@ -74,22 +42,19 @@ def strings(prompt: str) -> Problem | None:
             return None
     if not steps:
         return None
-    answer = _run(text, steps)
+    answer = run(text, steps)
 
     def swap(kinds: dict[str, list[tuple[str, int]]]) -> list[str]:
         """The output with each step of a listed kind done the listed wrong way."""
-        return [_run(text, steps[:i] + [alt] + steps[i + 1:]) for i, (op, _) in enumerate(steps) for alt in kinds.get(op, [])]
+        return [run(text, steps[:i] + [alt] + steps[i + 1:]) for i, (op, _) in enumerate(steps) for alt in kinds.get(op, [])]
 
     caesar = next((k for op, k in steps if op == "caesar"), 0)
     slips = swap({"caesar": [("caesar", -caesar)]})  # most typical first: the shift in the wrong direction,
-    slips += [_run(text, steps[:-1])] if len(steps) > 1 else []  # the last step forgotten,
+    slips += [run(text, steps[:-1])] if len(steps) > 1 else []  # the last step forgotten,
     slips += swap({"reverse_words": [("reverse_all", 0)], "reverse_letters": [("reverse_all", 0)]})  # letters vs words,
     slips += swap({"caesar": [("caesar", caesar + (1 if caesar > 0 else -1))]})  # the shift off by one, others
     slips += swap({"sort": [("sort_strict", 0)], "vowels": [("vowels_lower", 0)], "swapcase": [("upper", 0)]})
     words = answer.split(" ")
     slips += [" ".join(words[::-1]), answer.swapcase(), " ".join(words[1:2] + words[:1] + words[2:])]
     mistakes = [s for s in dict.fromkeys(slips) if s != answer]
-    return Problem("strings", answer, float(len(steps)), mistakes, render=_render, extract=_extract)
-
-
-SOLVER = strings
+    return Problem("strings", answer, float(len(steps)), mistakes, render=_render, extract=extract)

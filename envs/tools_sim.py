@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from .base import Problem
+from agentsynth.sim import Problem
 
 _ORDER = re.compile(r"A customer orders (.+?)\.(?: They use discount code (\w+)\.)? Look up each item's unit price")
 _ITEM = re.compile(r"(\d+) x ([a-z]+)")
@@ -58,6 +58,3 @@ def tools(prompt: str) -> Problem | None:
         return Problem("tools", str(total), 0.5 + 0.5 * len(items), mistakes)
 
     return Problem("tools", "", 1.0, [], resolve=resolve)
-
-
-SOLVER = tools

@@ -9,8 +9,8 @@ import functools
 import re
 from collections.abc import Callable
 
-from ...answers import final_answer
-from .base import Problem
+from agentsynth.answers import final_answer
+from agentsynth.sim import Problem
 
 _ASK = re.compile(r"^Give positive integers a and b with (.+)\. End with 'Answer: a=<a>, b=<b>'\.$")
 _PROPS: dict[str, Callable[[int], bool]] = {
@@ -86,6 +86,3 @@ def pairs(prompt: str) -> Problem | None:
         return None
     answer, others, wrong, difficulty = found
     return Problem("pairs", answer, difficulty, list(wrong), render=_render, extract=_extract, alternatives=list(others))
-
-
-SOLVER = pairs

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from .base import Problem
+from agentsynth.sim import Problem
 
 _MONTHS = "January February March April May June July August September October November December".split()
 _INTROS = (
@@ -141,6 +141,3 @@ def extraction(prompt: str) -> Problem | None:
     difficulty = 1.0 + 0.25 * (len(props) - 3) + 0.25 * nested
     return Problem("extraction", _dump(record), difficulty, _mistakes(record, schema, facts, text),
                    render=_render, extract=_extract)
-
-
-SOLVER = extraction
