@@ -189,16 +189,17 @@ def load_spec(path: str | Path, **overrides: Any) -> RunSpec:
     return parse_spec(data, source=str(Path(path)))
 
 
+def validation_errors(exc: ValidationError) -> str:
+    """A pydantic validation error as ``field.path: message; ...`` (one line)."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+
+
 def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:
     """Validate a spec dict; errors name the field, one per line."""
     try:
         return RunSpec.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-            lines.append(f"{loc}: {e['msg']}")
-        raise SpecError(f"{source}: invalid spec: " + "; ".join(lines)) from None
+        raise SpecError(f"{source}: invalid spec: " + validation_errors(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,22 +178,33 @@ def figure(res: AuditResult):  # -> matplotlib.figure.Figure
     return fig
 
 
-def figure_html(res: AuditResult) -> str:
-    """The plots as an inline PNG ``<img>`` (so the HTML file needs nothing else)."""
+def img_tag(fig: Any, alt: str) -> str:
+    """A matplotlib figure as an inline PNG ``<img>`` (so an HTML file needs nothing else)."""
     buf = io.BytesIO()
-    figure(res).savefig(buf, format="png", dpi=110)
-    return f"<img alt='audit plots' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
+    fig.savefig(buf, format="png", dpi=110)
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
 
 
-def write_plot(res: AuditResult, path: str | Path) -> Path:
-    """Write the plots to ``path``: ``.png`` or ``.html`` (self-contained)."""
+def figure_html(res: AuditResult) -> str:
+    """The plots as an inline PNG ``<img>``."""
+    return img_tag(figure(res), "audit plots")
+
+
+def save_figure(make: Callable[[], Any], path: str | Path, title: str) -> Path:
+    """Write the figure ``make()`` draws to ``path``: ``.png``, or ``.html`` (a self-contained page
+    titled ``title``). :class:`ValueError` for another suffix (checked before drawing)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".png", ".html", ".htm"):
         raise ValueError(f"--plot {p}: use a .png or .html file name")
     if suffix == ".png":
-        figure(res).savefig(p, format="png", dpi=110)
+        make().savefig(p, format="png", dpi=110)
     else:
-        p.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>agentsynth audit plots</title></head>"
-                     f"<body>{figure_html(res)}</body></html>\n")
+        p.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+                     f"<body>{img_tag(make(), title)}</body></html>\n")
     return p
+
+
+def write_plot(res: AuditResult, path: str | Path) -> Path:
+    """Write the plots to ``path``: ``.png`` or ``.html`` (self-contained)."""
+    return save_figure(lambda: figure(res), path, "agentsynth audit plots")

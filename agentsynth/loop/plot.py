@@ -4,11 +4,9 @@ extra). PNG, or a self-contained HTML page."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
+from ..analysis.report import save_figure
 from .report import LoopReport
 
 
@@ -57,16 +55,4 @@ def figure(rep: LoopReport):  # -> matplotlib.figure.Figure
 
 def write_plot(rep: LoopReport, path: str | Path) -> Path:
     """Write the plot to ``path``: ``.png`` or ``.html`` (self-contained)."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in (".png", ".html", ".htm"):
-        raise ValueError(f"--plot {p}: use a .png or .html file name")
-    if suffix == ".png":
-        figure(rep).savefig(p, format="png", dpi=110)
-        return p
-    buf = io.BytesIO()
-    figure(rep).savefig(buf, format="png", dpi=110)
-    img = base64.b64encode(buf.getvalue()).decode()
-    p.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep.loop)}</title></head><body>"
-                 f"<img alt='loop plot' src='data:image/png;base64,{img}'></body></html>\n")
-    return p
+    return save_figure(lambda: figure(rep), path, f"loop {rep.loop}")

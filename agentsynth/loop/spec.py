@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..spec import SpecError, read_toml
+from ..spec import SpecError, validation_errors, read_toml
 
 
 DEFAULT_LOOP_STORE = "runs/loops.duckdb"
@@ -133,11 +133,7 @@ def parse_loop_spec(data: dict[str, Any], source: str = "loop spec") -> LoopSpec
     try:
         return LoopSpec.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-            lines.append(f"{loc}: {e['msg']}")
-        raise LoopSpecError(f"{source}: invalid loop spec: " + "; ".join(lines)) from None
+        raise LoopSpecError(f"{source}: invalid loop spec: " + validation_errors(exc)) from None
 
 
 def load_loop_spec(path: str | Path, **overrides: Any) -> LoopSpec:
