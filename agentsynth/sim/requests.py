@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,17 +117,28 @@ def boolean(body: dict[str, Any], name: str) -> bool:
     return v
 
 
+def objects(value: Any, param: str, expected: str = "an array") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each element of the array ``value`` (at ``param``) with its own path, each checked to be an
+    object as it is reached; ``value`` itself is checked at once (``expected`` names the type)."""
+    if not isinstance(value, list):
+        raise invalid_type(param, expected, value)
+    return _each_object(value, param)
+
+
+def _each_object(value: list[Any], param: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for i, item in enumerate(value):
+        p = f"{param}[{i}]"
+        if not isinstance(item, dict):
+            raise invalid_type(p, "an object", item)
+        yield p, item
+
+
 def text_of(content: Any, param: str, text_types: tuple[str, ...]) -> str:
     """Content given as a string or an array of text parts (of the ``text_types``), as one string."""
     if isinstance(content, str):
         return content
-    if not isinstance(content, list):
-        raise invalid_type(param, "one of a string or array of objects", content)
     texts = []
-    for j, part in enumerate(content):
-        p = f"{param}[{j}]"
-        if not isinstance(part, dict):
-            raise invalid_type(p, "an object", part)
+    for p, part in objects(content, param, "one of a string or array of objects"):
         kind = part.get("type")
         if kind is None:
             raise missing(f"{p}.type")
@@ -252,13 +264,8 @@ def _message(m: Any, p: str) -> Message:
 def _tool_calls(calls: Any, p: str) -> list[dict[str, Any]] | None:
     if calls is None:
         return None
-    if not isinstance(calls, list):
-        raise invalid_type(p, "an array", calls)
     out = []
-    for i, c in enumerate(calls):
-        q = f"{p}[{i}]"
-        if not isinstance(c, dict):
-            raise invalid_type(q, "an object", c)
+    for q, c in objects(calls, p):
         for key in ("id", "function"):
             if c.get(key) is None:
                 raise missing(f"{q}.{key}")
@@ -280,15 +287,11 @@ def _tool_calls(calls: Any, p: str) -> list[dict[str, Any]] | None:
 def _chat_tools(tools: Any) -> list[dict[str, Any]] | None:
     if tools is None:
         return None
-    if not isinstance(tools, list):
-        raise invalid_type("tools", "an array", tools)
+    items = objects(tools, "tools")
     if not tools:
         raise empty_array("tools")
     out = []
-    for i, t in enumerate(tools):
-        p = f"tools[{i}]"
-        if not isinstance(t, dict):
-            raise invalid_type(p, "an object", t)
+    for p, t in items:
         kind = t.get("type")
         if kind is None:
             raise missing(f"{p}.type")

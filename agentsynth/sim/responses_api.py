@@ -29,7 +29,7 @@ from typing import Any
 
 from .errors import empty_array, invalid_type, invalid_value, missing, unsupported
 from .replies import Reply, pieces, sse
-from .requests import ChatRequest, Message, boolean, function_def, integer, number, text_of, tool_choice_none
+from .requests import ChatRequest, Message, boolean, function_def, integer, number, objects, text_of, tool_choice_none
 
 __all__ = ["MALFORMED_RESPONSE", "MALFORMED_RESPONSE_STREAM", "response_events", "response_object", "responses_request"]
 
@@ -139,13 +139,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     """The flat function tools (``{"type": "function", "name", "parameters", …}``), checked."""
     if tools is None:
         return []
-    if not isinstance(tools, list):
-        raise invalid_type("tools", "an array", tools)
     out = []
-    for i, t in enumerate(tools):
-        p = f"tools[{i}]"
-        if not isinstance(t, dict):
-            raise invalid_type(p, "an object", t)
+    for p, t in objects(tools, "tools"):
         kind = t.get("type")
         if kind is None:
             raise missing(f"{p}.type")
