@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tasks import Task
 from .errors import StudentError
 from .template import ROLES
 
@@ -42,17 +43,16 @@ class Example:
     task_id: str | None = field(default=None, compare=False)
 
 
-def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0) -> list[Example]:
-    """``tasks`` tasks of each environment (seeds ``seed_start..``, in the synthesis range) with
-    the environment's reference reply (:meth:`~agentsynth.env.TextEnv.reference_reply`): the
-    prompt as a single user message, as a run sends it without a system prompt."""
+def _drawn(envs: Sequence[str], difficulty: int, tasks: int, seed_start: int) -> Iterator[tuple[Any, list[Task]]]:
+    """Each environment of ``envs`` (built at ``difficulty``, one turn; closed once the caller moves
+    on) with its tasks of seeds ``seed_start..seed_start + tasks - 1``, which must lie in the
+    synthesis range."""
     from ..registry import UnknownEnvironment, resolve
     from ..spec import EVAL_SEED_START
 
     if seed_start + tasks > EVAL_SEED_START:
         raise StudentError(f"seeds {seed_start:,}..{seed_start + tasks - 1:,} reach the held-out range "
                            f"(from {EVAL_SEED_START:,}); train on synthesis seeds only")
-    out: list[Example] = []
     for ref in envs:
         try:
             cls = resolve(ref).cls
@@ -60,15 +60,24 @@ def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int =
             raise StudentError(str(exc)) from None
         env = cls(difficulty=difficulty, max_turns=1)
         try:
+            drawn = []
             for seed in range(seed_start, seed_start + tasks):
                 env.reset(seed=seed)
-                task = env.task
-                assert task is not None
-                out.append(Example([{"role": "user", "content": task.prompt}], env.reference_reply(task), task.task_id))
+                assert env.task is not None
+                drawn.append(env.task)
+            yield env, drawn
         finally:
             env.close()
-    return out
 
+
+def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0) -> list[Example]:
+    """``tasks`` tasks of each environment (seeds ``seed_start..``, in the synthesis range) with
+    the environment's reference reply (:meth:`~agentsynth.env.TextEnv.reference_reply`): the
+    prompt as a single user message, as a run sends it without a system prompt."""
+    out: list[Example] = []
+    for env, drawn in _drawn(envs, difficulty, tasks, seed_start):
+        out += [Example([{"role": "user", "content": t.prompt}], env.reference_reply(t), t.task_id) for t in drawn]
+    return out
 
 
 def review_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0,
@@ -78,42 +87,30 @@ def review_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 10
     ``VERDICT: incorrect`` as the environment's own verifier decides. The answer under review is
     the reference reply (half the time), or it with one digit changed, or another task's reference
     reply (a quarter each). A base trained on these can judge its own answers as well as it can
-    solve the tasks, which is what the loop's ``self-judge`` arm needs to be a fair closed arm."""
+    solve the tasks, which is what the loop's ``self-judge`` arm needs to be a fair closed arm.
+    Seeds must lie in the synthesis range, as for :func:`reference_examples`."""
     from ..channels import SELF_REQUEST
-    from ..registry import UnknownEnvironment, resolve
 
     rng = np.random.default_rng(seed)
     out: list[Example] = []
-    for ref in envs:
-        try:
-            cls = resolve(ref).cls
-        except UnknownEnvironment as exc:
-            raise StudentError(str(exc)) from None
-        env = cls(difficulty=difficulty, max_turns=1)
-        try:
-            drawn = []
-            for s in range(seed_start, seed_start + tasks):
-                env.reset(seed=s)
-                assert env.task is not None
-                drawn.append(env.task)
-            refs = [env.reference_reply(t) for t in drawn]
-            for i, task in enumerate(drawn):
-                kind = rng.random()
-                answer = refs[i]
-                if kind >= 0.75 and len(drawn) > 1:
-                    answer = refs[(i + 1 + int(rng.integers(len(drawn) - 1))) % len(drawn)]
-                elif kind >= 0.5:
-                    digits = [k for k, ch in enumerate(answer) if "0" <= ch <= "9"]
-                    if digits:
-                        k = digits[int(rng.integers(len(digits)))]
-                        new = str((int(answer[k]) + 1 + int(rng.integers(9))) % 10)
-                        answer = answer[:k] + new + answer[k + 1:]
-                verdict = "correct" if env.verify(task, answer) else "incorrect"
-                out.append(Example([{"role": "user", "content": task.prompt}, {"role": "assistant", "content": answer},
-                                    {"role": "user", "content": SELF_REQUEST}], f"VERDICT: {verdict}", task.task_id))
-        finally:
-            env.close()
+    for env, drawn in _drawn(envs, difficulty, tasks, seed_start):
+        refs = [env.reference_reply(t) for t in drawn]
+        for i, task in enumerate(drawn):
+            kind = rng.random()
+            answer = refs[i]
+            if kind >= 0.75 and len(drawn) > 1:
+                answer = refs[(i + 1 + int(rng.integers(len(drawn) - 1))) % len(drawn)]
+            elif kind >= 0.5:
+                digits = [k for k, ch in enumerate(answer) if "0" <= ch <= "9"]
+                if digits:
+                    k = digits[int(rng.integers(len(digits)))]
+                    new = str((int(answer[k]) + 1 + int(rng.integers(9))) % 10)
+                    answer = answer[:k] + new + answer[k + 1:]
+            verdict = "correct" if env.verify(task, answer) else "incorrect"
+            out.append(Example([{"role": "user", "content": task.prompt}, {"role": "assistant", "content": answer},
+                                {"role": "user", "content": SELF_REQUEST}], f"VERDICT: {verdict}", task.task_id))
     return out
+
 
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes (how exports record their files)."""
