@@ -15,8 +15,9 @@ the same for every arm, seed and generation.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,15 @@ class LoopRunner:
         if self.cb.on_event:
             self.cb.on_event(text)
 
+    @contextlib.contextmanager
+    def _shown(self) -> Iterator[None]:
+        """A phase with a progress display: ``on_done`` when it ends, however it ends."""
+        try:
+            yield
+        finally:
+            if self.cb.on_done:
+                self.cb.on_done()
+
     def run(self) -> LoopResult:
         """Run every step not yet done; return the steps."""
         t0 = time.monotonic()
@@ -213,15 +223,13 @@ class LoopRunner:
         self._say(f"building the base student on {', '.join(envs)} (difficulty {b.difficulty})")
         t0 = time.monotonic()
         try:
-            init_student(envs, out, difficulty=b.difficulty, tasks=b.tasks, review=b.review,
-                         train_cfg=TrainConfig(steps=b.steps, minutes=None if b.steps else b.minutes, seed=b.seed),
-                         width=b.width, layers=b.layers, heads=b.heads, context=b.context,
-                         on_progress=self.cb.on_train("base") if self.cb.on_train else None)
+            with self._shown():
+                init_student(envs, out, difficulty=b.difficulty, tasks=b.tasks, review=b.review,
+                             train_cfg=TrainConfig(steps=b.steps, minutes=None if b.steps else b.minutes, seed=b.seed),
+                             width=b.width, layers=b.layers, heads=b.heads, context=b.context,
+                             on_progress=self.cb.on_train("base") if self.cb.on_train else None)
         except StudentError as exc:
             raise LoopError(f"building the base: {exc}") from None
-        finally:
-            if self.cb.on_done:
-                self.cb.on_done()
         self._say(f"built the base in {time.monotonic() - t0:.0f} s")
         return out
 
@@ -244,19 +252,18 @@ class LoopRunner:
         step = stored or LoopStep(spec.name, arm.name, seed, g, "synthesized", self.hash, signal=arm.select,
                                   parent=str(parent_ckpt))
         name = run_name(spec, arm.name, seed, g)
-        if stored is None or not stored.done("synthesized"):
+        export_path = (self.work / "exports" / f"{name}.jsonl").resolve()
+        if stored is None:  # a stored step has at least been synthesized
             t0 = time.monotonic()
             with trainer.serving(parent_ckpt, self._model_name(parent_ckpt)) as served:
                 data = synthesis_spec(spec, arm, seed, g, served)
                 try:
                     run_spec = parse_spec(data, source=f"loop step {name}")
                     on_start = self.cb.on_run_start(f"{label}: synthesize") if self.cb.on_run_start else None
-                    res = Runner(run_spec, on_start=on_start, on_progress=self.cb.on_run_progress).run()
+                    with self._shown():
+                        res = Runner(run_spec, on_start=on_start, on_progress=self.cb.on_run_progress).run()
                 except (SpecError, StoreError) as exc:
                     raise LoopError(f"{label}: synthesis: {exc}") from None
-                finally:
-                    if self.cb.on_done:
-                        self.cb.on_done()
             if res.status != "completed":
                 first = f" (e.g. {res.error_examples[0]})" if res.error_examples else ""
                 raise LoopError(f"{label}: synthesis run {name} {res.status}: {res.errors} episode(s) failed{first}; "
@@ -272,9 +279,8 @@ class LoopRunner:
             step.phase = "synthesized"
             save_step(self.store, step)
         if not step.done("exported"):
-            out = (self.work / "exports" / f"{name}.jsonl").resolve()
             try:
-                x = export(self.store, name, arm.select, min_value=arm.min_value, format="sft", out=out,
+                x = export(self.store, name, arm.select, min_value=arm.min_value, format="sft", out=export_path,
                            trajectory=arm.trajectory)
                 step.export_id = x.export_id
                 step.figures.update({"selected": x.rows, "duplicates_dropped": x.skipped_duplicates})
@@ -297,16 +303,13 @@ class LoopRunner:
                 trainer.check(ckpt)  # written whole by an earlier attempt that was stopped before recording it
             else:
                 job = TrainJob(parent=parent_ckpt, base=base, export_id=step.export_id,
-                               export_path=(self.work / "exports" / f"{name}.jsonl").resolve(), out=ckpt,
+                               export_path=export_path, out=ckpt,
                                steps=spec.steps, seed=seed * 1000 + g, lr=spec.lr, replay=spec.replay,
                                batch_size=spec.batch_size, store=self.store.resolve())
                 self._say(f"{label}: training on {step.figures.get('selected')} examples (export {step.export_id})")
                 t0 = time.monotonic()
-                try:
+                with self._shown():
                     figures = trainer.train(job, self.cb.on_train(f"{label}: train") if self.cb.on_train else None)
-                finally:
-                    if self.cb.on_done:
-                        self.cb.on_done()
                 step.figures.update({**figures, "train_s": round(time.monotonic() - t0, 2)})
             step.checkpoint = str(ckpt)
             step.phase = "trained"
@@ -334,15 +337,13 @@ class LoopRunner:
         for difficulty, envs in groups.items():
             try:
                 on_start = self.cb.on_run_start("evaluate") if self.cb.on_run_start else None
-                rows = evaluate(self.store, served.model, base_url=served.base_url, api_key_env=served.api_key_env,
-                                envs=envs, tasks=spec.eval_tasks, difficulty=difficulty, trained_on=trained_on,
-                                base_model=base_model if trained_on else None, concurrency=spec.concurrency,
-                                on_start=on_start, on_progress=self.cb.on_run_progress)
+                with self._shown():
+                    rows = evaluate(self.store, served.model, base_url=served.base_url, api_key_env=served.api_key_env,
+                                    envs=envs, tasks=spec.eval_tasks, difficulty=difficulty, trained_on=trained_on,
+                                    base_model=base_model if trained_on else None, concurrency=spec.concurrency,
+                                    on_start=on_start, on_progress=self.cb.on_run_progress)
             except (EvalError, EvalFailed, SpecError, StoreError) as exc:
                 raise LoopError(f"evaluation of {served.model}: {exc}") from None
-            finally:
-                if self.cb.on_done:
-                    self.cb.on_done()
             for r in rows:
                 ids.append(r.evaluation_id)
                 parts.append(f"{r.domain} {r.correct}/{r.n}")

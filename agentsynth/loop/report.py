@@ -214,22 +214,21 @@ def _diversity(con: Any, report: LoopReport, steps: list[tuple[Any, ...]]) -> No
     per: dict[str, dict[str, list[tuple[str | None, bool]]]] = defaultdict(lambda: defaultdict(list))
     for run_id, task_id, answer, passed in rows:
         per[run_id][task_id].append((answer, bool(passed)))
-    pooled: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for run_id, tasks in per.items():
+    tasks: dict[tuple[str, int], list[tuple[int, float, bool, bool]]] = defaultdict(list)  # per task of the runs
+    selected: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)  # (share selected, samples) per run
+    for run_id, by_task in per.items():
         arm, g, figures = runs[run_id]
-        n = sum(len(v) for v in tasks.values())
-        for samples in tasks.values():
+        n = sum(len(v) for v in by_task.values())
+        for samples in by_task.values():
             keys = [a for a, _ in samples if a]
             right = {a for a, p in samples if a and p}
             top = Counter(keys).most_common(1)
-            pooled[(arm, g)].append((len(set(keys)), np.mean([p for _, p in samples]), any(p for _, p in samples),
-                                     bool(top) and top[0][0] in right))
-        pooled[(arm, g)].append(("selected", figures.get("selected", 0) / n if n else 0.0, n))
-    for (arm, g), items in sorted(pooled.items(), key=lambda kv: (kv[0][1], report.arms.index(kv[0][0]))):
-        tasks = [x for x in items if x[0] != "selected"]
-        sel = [x for x in items if x[0] == "selected"]
+            tasks[(arm, g)].append((len(set(keys)), float(np.mean([p for _, p in samples])), any(p for _, p in samples),
+                                    bool(top) and top[0][0] in right))
+        selected[(arm, g)].append((figures.get("selected", 0) / n if n else 0.0, n))
+    for (arm, g), stats in sorted(tasks.items(), key=lambda kv: (kv[0][1], report.arms.index(kv[0][0]))):
+        sel = selected[(arm, g)]
+        distinct, pass1, passk, majority = (float(np.mean(col)) for col in zip(*stats))
         report.diversity.append(DiversityCell(
-            arm, g, float(np.mean([t[0] for t in tasks])), float(np.mean([t[1] for t in tasks])),
-            float(np.mean([t[2] for t in tasks])), float(np.mean([t[3] for t in tasks])),
-            float(np.average([s[1] for s in sel], weights=[s[2] for s in sel])) if sel else 0.0,
-            int(sum(s[2] for s in sel))))
+            arm, g, distinct, pass1, passk, majority,
+            float(np.average([share for share, _ in sel], weights=[n for _, n in sel])), sum(n for _, n in sel)))
