@@ -13,6 +13,7 @@ def _build(req: SchemeRequest) -> ChatModel:
     if not req.arg:
         raise SchemeError("model 'student' needs a checkpoint: write model = \"student:PATH\"")
     try:
+        read_manifest(req.arg)  # a wrong path is the first thing to say, with or without the learn extra
         require_learn_extra()
         from .chat_model import StudentModel
 
