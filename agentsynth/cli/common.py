@@ -38,21 +38,42 @@ def interrupt(signum: int, frame: Any) -> None:
 
 
 class RunProgress:
-    """The progress of a run or an evaluation: episodes done, ok and failed."""
+    """The progress of a run or an evaluation: episodes done, ok and failed, and — against an
+    endpoint — calls in flight against the adaptive limit, retries by cause, episodes queued to
+    run again and the endpoint's breaker (``endpoint silent, probing``)."""
 
     def __init__(self, name: str, enabled: bool):
         self.name = name
-        self.bar = Bar(name, enabled, ["{task.fields[status]}"], every=0.1)
+        self.bar = Bar(name, enabled, ["{task.fields[status]}", "{task.fields[client]}"], every=0.1)
+        self._done = 0
 
     def start(self, total: int, todo: int) -> None:
         if not self.bar.enabled:
             return
         if todo < total:
             click.echo(f"resuming {self.name}: {total - todo} of {total} episodes already stored", err=True)
-        self.bar.update(0, todo, status="")
+        self.bar.update(0, todo, status="", client="")
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
+        self._done = done
         self.bar.update(done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
+
+    def status(self, s: Any) -> None:
+        """A :class:`~agentsynth.run_report.RunStatus`: what the endpoint client is doing."""
+        parts = []
+        if s.client is not None:
+            c = s.client
+            retried = sum(c.retries.values())
+            parts.append(f"in flight {c.in_flight}/{c.limit}" + (f" (of {c.maximum})" if c.limit < c.maximum else ""))
+            if retried:
+                parts.append(f"retried {retried:,} (" + ", ".join(f"{k} {v:,}" for k, v in c.retries.items() if v) + ")")
+            if c.breaker == "open":
+                parts.append("endpoint silent: probing")
+            elif c.breaker == "down":
+                parts.append("endpoint down")
+        if s.rerunning:
+            parts.append(f"{s.rerunning} to run again")
+        self.bar.update(self._done, client=" · ".join(parts))
 
     def stop(self) -> None:
         self.bar.stop()

@@ -4,7 +4,7 @@ the OpenAI-compatible server serves (``n`` replies to one request: :class:`Serve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Message = dict[str, Any]
@@ -22,6 +22,21 @@ class Completion:
     attempts: int = 1
 
 
+@dataclass(slots=True)
+class ClientStats:
+    """What an endpoint client is doing, for progress bars and run summaries: its in-flight limit
+    now, at its lowest and at most, calls in flight, retries so far by cause (``429``, ``5xx``,
+    ``timeout``, ``malformed``, ``connection``, ``other``) and its breaker's state (``closed``,
+    ``open`` while probing a silent endpoint, ``down`` once given up)."""
+
+    limit: int
+    maximum: int
+    lowest: int
+    in_flight: int
+    retries: dict[str, int] = field(default_factory=dict)
+    breaker: str = "closed"
+
+
 class ModelError(RuntimeError):
     """A model call failed for good: non-transient (400, 401, malformed reply) or out of retries.
 
@@ -34,6 +49,16 @@ class ModelError(RuntimeError):
         self.transient = transient
         self.attempts = attempts
         self.status = status
+
+
+class EndpointDown(ModelError):
+    """An endpoint stayed unreachable past its breaker's bound (see
+    :mod:`agentsynth.models.breaker`): the run stops starting episodes and ends ``failed`` with
+    this one-line message; the episodes it did not finish are not stored (a re-run resumes them)."""
+
+    def __init__(self, message: str, *, endpoint: str):
+        super().__init__(message, transient=True)
+        self.endpoint = endpoint
 
 
 class ChatModel(Protocol):
