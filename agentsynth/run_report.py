@@ -110,3 +110,35 @@ class RunResult:
         if self.error_examples:
             out.append("errors (see episodes.error): " + " | ".join(self.error_examples))
         return out
+
+
+def read_result(con: Any, *, name: str, store: Path, run_id: str, planned: int, ran: int, status: str, elapsed: float,
+                examples: list[str], reran: int, down: BaseException | None, models: list[Any]) -> RunResult:
+    """The :class:`RunResult` of a session that ended with ``status``, its counts read from the
+    store; ``down``: the endpoint that went down (the run is then ``failed``, with a one-line
+    ``message`` saying how to resume)."""
+    row = con.execute(
+        """SELECT count(*) FILTER (status = 'ok'), count(*) FILTER (status <> 'ok'),
+                  avg(passed_first::INT) FILTER (status = 'ok'), avg(passed_last::INT) FILTER (status = 'ok'),
+                  coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(judge_tokens), 0)
+           FROM episodes WHERE run_id = ?""",
+        [run_id],
+    ).fetchone()
+    ok, errors, first, last, pt, ct, jt = row
+    if status == "completed" and ok < planned:
+        status = "incomplete"
+    not_run = planned - ok - errors
+    message = None
+    if down is not None:
+        status = "failed"
+        message = f"{down}; {not_run:,} of {planned:,} episodes not run: run the same command again to resume"
+    stats = client_stats(models)
+    by_cause = stats.retries if stats else {}
+    return RunResult(
+        run_id=run_id, name=name, store=store, status=status, planned=planned, skipped=planned - ran, ran=ran, ok=ok,
+        errors=errors, first_pass_rate=first, last_pass_rate=last, prompt_tokens=pt, completion_tokens=ct,
+        judge_tokens=jt, retries=sum(by_cause.values()) if stats else int(getattr(models[0], "retries", 0)),
+        elapsed_s=elapsed, error_examples=examples, retries_by_cause=by_cause, reran=reran, not_run=not_run,
+        limit=stats.limit if stats else None, limit_lowest=stats.lowest if stats else None,
+        limit_max=stats.maximum if stats else None, message=message,
+    )

@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
 from .models.base import ChatModel, EndpointDown, ModelError
 from .models.breaker import CLOSED, DOWN, CircuitBreaker
-from .run_report import RunResult, RunStatus, client_stats
+from .run_report import RunResult, RunStatus, client_stats, read_result
 from .registry import UnknownEnvironment, resolve
 from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
-from .plan_queue import PlanQueue
+from .models.retry import backoff_sleep
+from .plan_queue import Place, Places, PlanQueue
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
@@ -68,6 +69,10 @@ def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
     )
 
 
+BACKOFF_ALIVE = 4
+"""Episodes alive at most, in units of ``concurrency``, while some wait out backoffs."""
+
+
 @dataclass
 class _Shared:
     """What a run's workers share."""
@@ -89,6 +94,8 @@ class _Shared:
     total: int
     tasks_sent: RecentSet
     reruns: dict[str, int]
+    places: Places | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     down: EndpointDown | None = None
 
     def status(self) -> RunStatus:
@@ -208,7 +215,7 @@ class Runner:
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
+                await self._work(ctx, min(spec.concurrency, max(1, n_todo)))
                 status = "failed" if stop.is_set() else "completed"
             finally:
                 if ticker is not None:
@@ -225,11 +232,31 @@ class Runner:
                         store_runs.finish_run(con, state.run_id, status)
             if self.on_status:
                 self.on_status(ctx.status())
-            result = self._result(con, state, total, n_todo, status, loop.time() - t0, ctx)
+            result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
+                                 status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
+                                 down=ctx.down, models=[model] if judge is model else [model, judge])
             store_runs.finish_run(con, state.run_id, result.status)
             return result
         finally:
             con.close()
+
+    async def _work(self, c: _Shared, n: int) -> None:
+        """Run the workers to the end: ``n`` at first, more while episodes wait out backoffs (up to
+        ``BACKOFF_ALIVE`` × ``n`` alive)."""
+        loop = asyncio.get_running_loop()
+
+        def spawn() -> None:
+            c.places.workers += 1  # type: ignore[union-attr]
+            c.tasks.append(loop.create_task(self._worker(c)))
+
+        c.places = Places(n, BACKOFF_ALIVE * n, spawn)
+        for _ in range(n):
+            spawn()
+        waited = 0
+        while waited < len(c.tasks):  # workers spawned meanwhile are awaited too
+            batch = c.tasks[waited:]
+            await asyncio.gather(*batch)
+            waited += len(batch)
 
     async def _tick(self, c: _Shared) -> None:
         assert self.on_status is not None
@@ -251,6 +278,7 @@ class Runner:
 
     async def _worker(self, c: _Shared) -> None:
         mine: dict[int, TextEnv] = {}
+        assert c.places is not None
         try:
             while True:
                 try:
@@ -261,21 +289,28 @@ class Runner:
                 item = await c.todo.take()
                 if item is None:
                     return
-                if c.stop.is_set():
-                    c.todo.finish()
-                    return
                 p, carry, rerun = item
+                place = Place(c.places)
                 try:
-                    rec = await self._episode(c, mine, p, carry)
+                    await place.take()
+                    if c.stop.is_set():
+                        return
+                    lending = backoff_sleep.set(place.lend)  # this task's retries lend the place while they wait
+                    try:
+                        rec = await self._episode(c, mine, p, carry)
+                    finally:
+                        backoff_sleep.reset(lending)
                 except EndpointDown as exc:  # not finished: not stored, a re-run resumes it
                     self._stop_down(c, exc)
                     return
                 finally:
+                    place.leave()
                     c.todo.finish()
                 self._record(c, p, rec, rerun)
                 while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
                     await asyncio.sleep(0.005)
         finally:
+            c.places.workers -= 1
             for env in mine.values():
                 env.close()
 
@@ -345,35 +380,6 @@ class Runner:
             return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
 
         return ask
-
-    def _result(self, con: Any, state: store_runs.RunState, planned: int, ran: int, status: str, elapsed: float,
-                c: _Shared) -> RunResult:
-        row = con.execute(
-            """SELECT count(*) FILTER (status = 'ok'), count(*) FILTER (status <> 'ok'),
-                      avg(passed_first::INT) FILTER (status = 'ok'), avg(passed_last::INT) FILTER (status = 'ok'),
-                      coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(judge_tokens), 0)
-               FROM episodes WHERE run_id = ?""",
-            [state.run_id],
-        ).fetchone()
-        ok, errors, first, last, pt, ct, jt = row
-        if status == "completed" and ok < planned:
-            status = "incomplete"
-        not_run = planned - ok - errors
-        message = None
-        if c.down is not None:
-            status = "failed"
-            message = f"{c.down}; {not_run:,} of {planned:,} episodes not run: run the same command again to resume"
-        stats = client_stats([c.model] if c.judge is c.model else [c.model, c.judge])
-        by_cause = stats.retries if stats else {}
-        return RunResult(
-            run_id=state.run_id, name=self.spec.name, store=Path(self.spec.store), status=status, planned=planned,
-            skipped=planned - ran, ran=ran, ok=ok, errors=errors, first_pass_rate=first, last_pass_rate=last,
-            prompt_tokens=pt, completion_tokens=ct, judge_tokens=jt,
-            retries=sum(by_cause.values()) if stats else getattr(c.model, "retries", 0),
-            elapsed_s=elapsed, error_examples=c.examples, retries_by_cause=by_cause, reran=len(c.reruns),
-            not_run=not_run, limit=stats.limit if stats else None, limit_lowest=stats.lowest if stats else None,
-            limit_max=stats.maximum if stats else None, message=message,
-        )
 
 
 def run(spec: RunSpec | str | Path, **kwargs: Any) -> RunResult:

@@ -32,6 +32,7 @@ import pytest
 from aiohttp import web
 
 import agentsynth
+from agentsynth.plan_queue import Place, Places
 from agentsynth.run_report import RunStatus
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults, create_app
@@ -220,3 +221,41 @@ def test_a_server_killed_mid_run_ends_the_run_failed_and_the_same_command_resume
         (planned, planned, planned)]
     assert q(store, "SELECT status, sessions FROM runs") == [("completed", 2)]
     assert f"({planned - rows[0]} run now, {rows[0]} already stored)" in again.stdout
+
+
+def test_an_episode_waiting_out_a_backoff_lends_its_place() -> None:
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        places = Places(2, 8, spawn=lambda: seen.append("spawn"))
+        a, b, c, d = (Place(places) for _ in range(4))
+        await a.take()
+        await b.take()
+        c_start = asyncio.create_task(c.take())
+        await asyncio.sleep(0)
+        seen.append(f"c started: {c_start.done()}")
+        a_backoff = asyncio.create_task(a.lend(0.05))  # a waits out a backoff: c takes its place
+        await asyncio.sleep(0.01)
+        seen.append(f"c started: {c_start.done()}")
+        d_start = asyncio.create_task(d.take())
+        await asyncio.sleep(0.08)  # a's backoff is over: it waits for a place, ahead of d
+        seen.append(f"a back: {a_backoff.done()}, d started: {d_start.done()}")
+        b.leave()
+        await asyncio.sleep(0)
+        seen.append(f"a back: {a_backoff.done()}, d started: {d_start.done()}")
+        e = Place(places)
+        a.leave()
+        await asyncio.sleep(0)
+        seen.append(f"d started: {d_start.done()}")
+        c.leave()
+        await e.take()
+        e_backoff = asyncio.create_task(e.lend(0.01))  # nobody waits for a place: a worker is spawned
+        await asyncio.sleep(0)
+        d.leave()
+        await e_backoff
+        e.leave()
+        seen.append(f"free {places.free} of {places.size}")
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "c started: False", "c started: True", "a back: False, d started: False", "a back: True, d started: False",
+        "d started: True", "spawn", "free 2 of 2"]

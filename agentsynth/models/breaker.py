@@ -10,8 +10,8 @@ HTTP answer — even a 500, a 429 or a malformed body — proves the endpoint is
   probe (``GET /models`` by the client: any HTTP status counts as up) runs every ``probe_every_s``
   seconds; the first answer closes the breaker and everything resumes.
 - **gives up** (``down``) when the endpoint has not answered for ``unreachable_s`` seconds since
-  the first failure of the streak: every waiting call raises :class:`EndpointDown`, whose message
-  is the one line a run ends with.
+  the first failure of the streak: every waiting call raises :class:`EndpointDown` (``endpoint
+  URL unreachable for N s (the last error)``), which ends a run ``failed``.
 
 It watches an endpoint that has answered at least once: one that never did is a wrong URL or a
 server not started, and its calls fail as before (after their retries, with the error stored).
@@ -122,17 +122,15 @@ class CircuitBreaker:
                 break
             try:
                 up = await asyncio.wait_for(self._probe(), timeout=left)
-            except (asyncio.TimeoutError, OSError):
+            except Exception:  # noqa: BLE001 - a probe that fails in any way did not reach the endpoint
                 up = False
             if up:
                 self.alive()
                 return
             await asyncio.sleep(min(self.probe_every_s, max(0.0, deadline - self._clock())))
         if self.state == OPEN:
-            self.error = EndpointDown(
-                f"endpoint {self.endpoint} unreachable for {self.unreachable_s:g}s ({self._last_error}); "
-                "stopped without running the remaining episodes: run the same command again to resume",
-                endpoint=self.endpoint)
+            self.error = EndpointDown(f"endpoint {self.endpoint} unreachable for {self.unreachable_s:g}s ({self._last_error})",
+                                      endpoint=self.endpoint)
             self._set(DOWN)
 
     async def aclose(self) -> None:

@@ -25,7 +25,7 @@ from ..credentials import check_base_url, redact, secret_values, split_query, st
 from .base import ClientStats, Completion, EndpointDown, Message, ModelError
 from .breaker import CLOSED, CircuitBreaker
 from .limiter import AdaptiveLimiter
-from .retry import CAUSES, MalformedReply, RetryPolicy, cause, is_overload, is_transient, is_unreachable
+from .retry import CAUSES, MalformedReply, RetryPolicy, cause, is_overload, is_transient, is_unreachable, sleep
 
 
 def api_key_from_env(var: str | None, base_url: str | None) -> str:
@@ -143,7 +143,7 @@ class OpenAIModel:
             except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
                 if is_overload(exc):  # a timeout
                     limiter.record(True, generation)
-                breaker.unreachable(exc, self._brief(exc))
+                breaker.unreachable(exc, f"{type(exc).__name__}: {self._brief(exc)}")
                 raise
         breaker.alive()
         limiter.record(False, generation)
@@ -177,7 +177,7 @@ class OpenAIModel:
                     raise
                 backoff = self.policy.backoff()
                 self._count_retry(first)
-                await asyncio.sleep(backoff.next(first))
+                await sleep(backoff.next(first))
                 async for attempt in self.policy.retrying(backoff, self._on_retry, failed=1):
                     with attempt:
                         attempts += 1

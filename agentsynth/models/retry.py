@@ -22,7 +22,8 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import openai
@@ -104,6 +105,17 @@ def retry_after(exc: BaseException | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+backoff_sleep: ContextVar[Callable[[float], Awaitable[None]]] = ContextVar("agentsynth_backoff_sleep", default=asyncio.sleep)
+"""How a retry waits out its backoff in this context: ``asyncio.sleep`` unless the caller lends
+what it holds meanwhile (the runner: an episode waiting out a backoff lends its place to another
+episode, see :mod:`agentsynth.plan_queue`)."""
+
+
+async def sleep(seconds: float) -> None:
+    """Wait out a backoff (through :data:`backoff_sleep`)."""
+    await backoff_sleep.get()(seconds)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Backoff parameters: ``base`` × 2^(n-1) with full jitter, capped at ``cap``; a server's
@@ -143,6 +155,7 @@ class RetryPolicy:
             stop=stop_after_attempt(max(1, self.max_retries + 1 - failed)),
             reraise=True,
             before_sleep=on_retry,
+            sleep=sleep,
         )
 
 
