@@ -30,11 +30,11 @@ from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
 from .models.base import ChatModel, EndpointDown, ModelError
 from .models.breaker import CLOSED, DOWN, CircuitBreaker
-from .run_report import RunResult, RunStatus, client_stats, read_result
-from .registry import UnknownEnvironment, resolve
-from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
 from .models.retry import backoff_sleep
 from .plan_queue import Place, Places, PlanQueue
+from .registry import UnknownEnvironment, resolve
+from .run_report import RunResult, RunStatus, client_stats, read_result
+from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
@@ -94,7 +94,7 @@ class _Shared:
     total: int
     tasks_sent: RecentSet
     reruns: dict[str, int]
-    places: Places | None = None
+    places: Places
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     down: EndpointDown | None = None
 
@@ -208,14 +208,16 @@ class Runner:
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
             callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
             breakers = [b for m in dict.fromkeys([model, judge]) if isinstance(b := getattr(m, "breaker", None), CircuitBreaker)]
+            n_workers = min(spec.concurrency, max(1, n_todo))
+            places = Places(n_workers, BACKOFF_ALIVE * n_workers, spawn=lambda: self._spawn(ctx))
             ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, breakers,
-                          state, writer, counts, examples, stop, n_todo, RecentSet(), {})
+                          state, writer, counts, examples, stop, n_todo, RecentSet(), {}, places)
             ticker = loop.create_task(self._tick(ctx)) if self.on_status else None
             gc_threshold = gc.get_threshold()
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                await self._work(ctx, min(spec.concurrency, max(1, n_todo)))
+                await self._work(ctx, n_workers)
                 status = "failed" if stop.is_set() else "completed"
             finally:
                 if ticker is not None:
@@ -240,18 +242,15 @@ class Runner:
         finally:
             con.close()
 
+    def _spawn(self, c: _Shared) -> None:
+        c.places.workers += 1
+        c.tasks.append(asyncio.get_running_loop().create_task(self._worker(c)))
+
     async def _work(self, c: _Shared, n: int) -> None:
         """Run the workers to the end: ``n`` at first, more while episodes wait out backoffs (up to
-        ``BACKOFF_ALIVE`` × ``n`` alive)."""
-        loop = asyncio.get_running_loop()
-
-        def spawn() -> None:
-            c.places.workers += 1  # type: ignore[union-attr]
-            c.tasks.append(loop.create_task(self._worker(c)))
-
-        c.places = Places(n, BACKOFF_ALIVE * n, spawn)
+        ``BACKOFF_ALIVE`` × ``n`` alive, see :class:`~agentsynth.plan_queue.Places`)."""
         for _ in range(n):
-            spawn()
+            self._spawn(c)
         waited = 0
         while waited < len(c.tasks):  # workers spawned meanwhile are awaited too
             batch = c.tasks[waited:]
@@ -278,7 +277,6 @@ class Runner:
 
     async def _worker(self, c: _Shared) -> None:
         mine: dict[int, TextEnv] = {}
-        assert c.places is not None
         try:
             while True:
                 try:

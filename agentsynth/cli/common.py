@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .progress import Bar
+
+if TYPE_CHECKING:
+    from ..run_report import RunStatus
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -48,6 +51,7 @@ class RunProgress:
         self._done = 0
 
     def start(self, total: int, todo: int) -> None:
+        """The plan is known: ``todo`` of ``total`` episodes to run."""
         if not self.bar.enabled:
             return
         if todo < total:
@@ -55,11 +59,12 @@ class RunProgress:
         self.bar.update(0, todo, status="", client="")
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
+        """An episode finished."""
         self._done = done
         self.bar.update(done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
 
-    def status(self, s: Any) -> None:
-        """A :class:`~agentsynth.run_report.RunStatus`: what the endpoint client is doing."""
+    def status(self, s: "RunStatus") -> None:
+        """Show what the endpoint client is doing (calls in flight, limit, retries, breaker)."""
         parts = []
         if s.client is not None:
             c = s.client
@@ -76,6 +81,7 @@ class RunProgress:
         self.bar.update(self._done, client=" · ".join(parts))
 
     def stop(self) -> None:
+        """Leave the bar as last drawn."""
         self.bar.stop()
 
 
