@@ -89,7 +89,8 @@ class RunSpec(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
     samples: int = Field(1, ge=1, le=10_000)
-    concurrency: int = Field(16, ge=1, le=4096)
+    concurrency: int = Field(16, ge=1, le=4096, description=(
+        "episodes at work at once (one waiting out a retry's backoff lends its place), and model calls in flight at most"))
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(1024, gt=0)
     timeout_s: float = Field(60.0, gt=0)

@@ -32,8 +32,11 @@ CLOSED, OPEN, DOWN = "closed", "open", "down"
 class CircuitBreaker:
     """The health of one endpoint (``endpoint`` is its URL without credentials, for messages).
 
-    ``probe()`` returns True when the endpoint answered (with any status); it must give up on its
-    own within ``probe_timeout_s``.
+    ``probe()`` returns True when the endpoint answered (with any status); it should time out on
+    its own after a few seconds (it is cut off at the deadline anyway). ``unreachable_s``: how long
+    the endpoint may stay silent, from the first failure of a streak, before the breaker gives up;
+    ``trip_failures`` and ``trip_s`` (default min(2 s, ``unreachable_s`` / 4)): the streak that
+    trips it; ``probe_every_s``: the pause between probes.
     """
 
     def __init__(self, endpoint: str, probe: Callable[[], Awaitable[bool]], *, unreachable_s: float = 30.0,
