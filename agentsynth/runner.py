@@ -8,7 +8,9 @@ A run rides out a bad endpoint: an episode whose model call ran out of retries o
 failure is run again at the end of the plan, up to ``episode_retries`` times (what re-running the
 command would do, within the run); while an endpoint's breaker is open (it stopped answering) no
 episode starts, and if it stays down the run ends ``failed`` with one line, leaving the episodes
-it did not finish unstored for a re-run (:mod:`agentsynth.models.breaker`).
+it did not finish unstored for a re-run (:mod:`agentsynth.models.breaker`). An episode waiting out
+a retry's backoff lends its place to another (:mod:`agentsynth.plan_queue`), so the endpoint keeps
+its calls in flight.
 """
 
 from __future__ import annotations
