@@ -1,10 +1,11 @@
 """Which episode runs when: :class:`PlanQueue` (what to run) and :class:`Places` (how many at once).
 
-The queue is the plan (streamed), then the episodes to run again: an episode whose model call ran
-out of retries on a transient failure goes back at the end (:meth:`PlanQueue.again`), with its
-costs so far carried over, so a flaky endpoint gets the time the rest of the plan takes before it
-is asked again. A worker that finds the queue empty while other episodes are still running waits
-for them, since they may come back.
+The queue is the plan (streamed) and the episodes to run again: an episode whose model call ran
+out of retries on a transient failure goes back into the queue (:meth:`PlanQueue.again`), with its
+costs so far carried over, ahead of the episodes not yet started — so its next try overlaps with
+the rest of the plan instead of adding a tail of tries one after another at the end. A worker that
+finds the queue empty while other episodes are still running waits for them, since they may come
+back.
 
 ``concurrency`` episodes work at once (:class:`Places`). An episode waiting out a retry's backoff
 does not use the endpoint, so it lends its place meanwhile (:meth:`Place.lend`, the retry policy's
@@ -29,7 +30,7 @@ Carry = dict[str, int]
 
 
 class PlanQueue:
-    """Planned episodes, then reruns; ``take`` / ``finish`` around each episode."""
+    """Reruns first, then planned episodes; ``take`` / ``finish`` around each episode."""
 
     def __init__(self, planned: Iterator[PlannedEpisode], failed: dict[str, Carry]):
         self._planned: Iterator[PlannedEpisode] | None = planned
@@ -48,16 +49,16 @@ class PlanQueue:
         """The next episode, its carry and whether it is a rerun; None when there is nothing left
         (or the run stopped)."""
         while not self.stopped:
+            if self._again:
+                p, carry = self._again.popleft()
+                self.active += 1
+                return p, carry, True
             if self._planned is not None:
                 p = next(self._planned, None)
                 if p is not None:
                     self.active += 1
                     return p, self._failed.get(p.episode_id), False
                 self._planned = None
-            if self._again:
-                p, carry = self._again.popleft()
-                self.active += 1
-                return p, carry, True
             if self.active == 0:
                 return None
             await self._wait()
@@ -69,7 +70,7 @@ class PlanQueue:
         self._wake()
 
     def again(self, p: PlannedEpisode, carry: Carry) -> None:
-        """Run ``p`` again after the rest of the plan."""
+        """Run ``p`` again, before the episodes not yet started."""
         self._again.append((p, carry))
         self._wake()
 

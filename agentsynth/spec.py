@@ -95,7 +95,7 @@ class RunSpec(BaseModel):
     max_tokens: int | None = Field(1024, gt=0)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=100, description="retries per model call, transient failures only")
-    episode_retries: int = Field(2, ge=0, le=100, description=(
+    episode_retries: int = Field(3, ge=0, le=100, description=(
         "times a run runs again, before it ends, an episode whose model call ran out of retries on a transient "
         "failure (what re-running the command does)"))
     unreachable_s: float = Field(30.0, gt=0, description=(

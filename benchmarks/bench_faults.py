@@ -14,7 +14,9 @@ per episode) at concurrency C with ``timeout_s`` and ``max_retries`` as given, t
 
 Printed per mix: run status, ok / failed / not run (planned episodes with no stored row), wall
 time, HTTP attempts (``sum(episodes.attempts)``), calls in flight (median of samples every 50 ms
-of ``model.limiter.in_flight``, and of the limit), retries by cause (where the code reports them)
+of ``model.limiter.in_flight``, over the whole run and until 95% of the episodes are done — the
+last few, retried again and again, make a tail with little in flight — and the limit's median),
+retries by cause (where the code reports them)
 and, for ``dies``, the time from the kill to the end of the run. Then two ratios against ``none``:
 wall / wall(none) (the issue's "within 3x of a fault-free run"), and wall / (wall(none) x attempts /
 attempts(none)), i.e. against a fault-free run that makes as many HTTP attempts ("at the same retry
@@ -68,6 +70,7 @@ class Row:
     wall: float
     attempts: int
     in_flight: float
+    in_flight_main: float
     limit: float
     retries: dict[str, int] | None
     retries_total: int
@@ -105,10 +108,12 @@ async def _measure(mix: str, url: str, args: argparse.Namespace, store: str) -> 
         envs=[agentsynth.EnvSpec(id="arithmetic", tasks=args.episodes, max_turns=3, feedback="binary")],
     )
     model = build_model(spec)
-    samples: list[tuple[int, int]] = []
+    samples: list[tuple[int, int, bool]] = []
     killed: list[float] = []
+    progress = [0]
 
     def on_progress(done: int, total: int, ok: int, errors: int) -> None:
+        progress[0] = done
         if mix == "dies" and not killed and done >= args.die_after:
             pid = _server_pid()
             if pid is not None:
@@ -117,7 +122,7 @@ async def _measure(mix: str, url: str, args: argparse.Namespace, store: str) -> 
 
     async def sample() -> None:
         while True:
-            samples.append((model.limiter.in_flight, model.limiter.limit))
+            samples.append((model.limiter.in_flight, model.limiter.limit, progress[0] < 0.95 * args.episodes))
             await asyncio.sleep(0.05)
 
     sampler = asyncio.get_running_loop().create_task(sample())
@@ -134,8 +139,10 @@ async def _measure(mix: str, url: str, args: argparse.Namespace, store: str) -> 
     finally:
         con.close()
     by = getattr(res, "retries_by_cause", None)
+    main = [s[0] for s in samples if s[2]]
     return Row(mix, res.status, res.planned, res.ok, res.errors, wall, int(attempts),
                statistics.median(s[0] for s in samples) if samples else float("nan"),
+               statistics.median(main) if main else float("nan"),
                statistics.median(s[1] for s in samples) if samples else float("nan"),
                dict(by) if by else None, int(res.retries),
                after_kill=(t0 + wall - killed[0]) if killed else None, message=getattr(res, "message", None))
@@ -145,7 +152,8 @@ def _line(r: Row) -> None:
     by = ", ".join(f"{k} {v:,}" for k, v in r.retries.items() if v) if r.retries is not None else "n/a"
     kill = f"; ended {r.after_kill:.1f}s after the kill" if r.after_kill is not None else ""
     print(f"  {r.mix:9s} {r.status:10s} ok {r.ok:,} failed {r.errors:,} not run {r.not_run:,} in {r.wall:6.1f}s; "
-          f"{r.attempts:,} attempts; in flight median {r.in_flight:g} (limit median {r.limit:g}); "
+          f"{r.attempts:,} attempts; in flight median {r.in_flight:g}, {r.in_flight_main:g} until 95% done "
+          f"(limit median {r.limit:g}); "
           f"retries {r.retries_total:,} ({by}){kill}", flush=True)
     if r.message:
         print(f"            {r.message}", flush=True)
@@ -177,15 +185,16 @@ def main() -> None:
             _line(row)
     ref = next((r for r in rows if r.mix == "none"), None)
     print("\n| fault mix | status | ok | failed | not run | wall s | x fault-free | x fault-free at the same attempts "
-          "| HTTP attempts | in flight (median) | retries by cause |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| HTTP attempts | in flight (median) | in flight until 95% done (median) | retries by cause |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        x = f"{r.wall / ref.wall:.1f}" if ref else "n/a"
-        xa = f"{r.wall / (ref.wall * r.attempts / ref.attempts):.1f}" if ref and ref.attempts and r.attempts else "n/a"
+        comparable = ref is not None and r.mix != "dies"  # a run cut short compares with nothing
+        x = f"{r.wall / ref.wall:.1f}" if comparable and ref else "n/a"
+        xa = f"{r.wall / (ref.wall * r.attempts / ref.attempts):.1f}" if comparable and ref and ref.attempts else "n/a"
         by = ", ".join(f"{k} {v:,}" for k, v in r.retries.items() if v) if r.retries is not None else f"{r.retries_total:,} (n/a)"
         kill = f" (ended {r.after_kill:.0f} s after the kill)" if r.after_kill is not None else ""
         print(f"| {r.mix} | {r.status} | {r.ok:,} ({100 * r.ok / r.planned:.1f}%) | {r.errors:,} | {r.not_run:,} | "
-              f"{r.wall:.1f}{kill} | {x} | {xa} | {r.attempts:,} | {r.in_flight:g} | {by or '-'} |")
+              f"{r.wall:.1f}{kill} | {x} | {xa} | {r.attempts:,} | {r.in_flight:g} | {r.in_flight_main:g} | {by or '-'} |")
 
 
 if __name__ == "__main__":

@@ -102,17 +102,18 @@ def test_adaptive_limiter_keeps_its_limit_when_a_minority_of_answers_are_throttl
     assert lim.limit == 64 and lim.cuts == 0
 
 
-def test_adaptive_limiter_halves_per_window_of_mostly_throttles_and_grows_back() -> None:
+def test_adaptive_limiter_halves_after_two_windows_of_mostly_throttles_and_grows_back() -> None:
     lim = AdaptiveLimiter(64)
-    for _ in range(64):
-        lim.record(True, lim.generation)
+    _fill(lim, 64, overload_every=1)  # one window over half: not yet
+    _fill(lim, 64, overload_every=0)
+    assert lim.limit == 64 and lim.cuts == 0
+    _fill(lim, 128, overload_every=1)  # two in a row: halve
     assert lim.limit == 32 and lim.cuts == 1
     stale = lim.generation - 1
     for _ in range(200):
         lim.record(True, stale)  # answers to calls sent before the cut say nothing about the new limit
     assert lim.limit == 32
-    for _ in range(32):
-        lim.record(True, lim.generation)
+    _fill(lim, 64, overload_every=1)
     assert lim.limit == 16 and lim.lowest == 16
     _fill(lim, 20_000, overload_every=0)
     assert lim.limit == 64 and lim.lowest == 16
@@ -121,8 +122,7 @@ def test_adaptive_limiter_halves_per_window_of_mostly_throttles_and_grows_back()
 def test_adaptive_limiter_bounds_calls_in_flight() -> None:
     async def scenario() -> tuple[int, int]:
         lim = AdaptiveLimiter(8)
-        for _ in range(16):
-            lim.record(True, lim.generation)
+        _fill(lim, 32, overload_every=1)
         peak = 0
 
         async def call() -> None:

@@ -1,19 +1,21 @@
 """Adaptive concurrency: how many calls an endpoint client keeps in flight (:class:`AdaptiveLimiter`).
 
 The limit moves window by window (AIMD, as TCP does once per round trip): a window is the
-answers to the next ``max(limit, min_window)`` calls started since the limit last changed. At its
-end, if more than ``threshold`` of those answers were overload signals (429, 503, 529, a timed-out
-request: :func:`~agentsynth.models.retry.is_overload`), the limit halves; otherwise it grows by
-one, up to the configured concurrency.
+answers to the next ``max(limit, min_window)`` calls started since the limit last changed. When
+more than ``threshold`` of a window's answers are overload signals (429, 503, 529, a timed-out
+request: :func:`~agentsynth.models.retry.is_overload`), and so were the previous window's, the
+limit halves; a window under the threshold grows it by one, up to the configured concurrency. Two
+windows, not one: at 16 answers a window, an endpoint throttling a steady 35% of calls goes over
+half in one window of 15 by chance, and each such cut took many windows to grow back.
 
 Why a share and not every 429: each throttled call already waits what the server asked
 (``Retry-After``) before it is sent again, which lowers the load by that share by itself. The
 whole client backs off on top of that only when the endpoint refuses most of what it is sent.
 Halving on every 429 (at most once a second), as before, collapsed the limit under an endpoint
 that throttles a steady 30% of calls whatever the load (in flight fell from 64 to a median of 5).
-A 5xx, a malformed reply or a connection error is not an overload signal (connection errors and
-timeouts are the breaker's evidence that the endpoint is down), and answers to calls sent before
-the limit last changed do not count toward the next window (they reflect the old load).
+A 5xx, a malformed reply or a connection error is not an overload signal (a connection error is
+the breaker's evidence that the endpoint is down), and answers to calls sent before the limit last
+changed do not count toward the next window (they reflect the old load).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class AdaptiveLimiter:
         self.cuts = 0
         self._answers = 0
         self._overloads = 0
+        self._over = False  # the previous window was over the threshold
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def __aenter__(self) -> "AdaptiveLimiter":
@@ -82,7 +85,13 @@ class AdaptiveLimiter:
         self._overloads += overload
         if self._answers < max(self.limit, self.min_window):
             return
-        if self._overloads > self.threshold * self._answers:
+        over = self._overloads > self.threshold * self._answers
+        self._answers = self._overloads = 0
+        if over and not self._over:
+            self._over = True  # one window over the threshold: cut if the next one is too
+            return
+        self._over = False
+        if over:
             self.limit = max(self.minimum, self.limit // 2)
             self.lowest = min(self.lowest, self.limit)
             self.cuts += 1
@@ -90,10 +99,8 @@ class AdaptiveLimiter:
             self.limit += 1
             self._wake()
         else:
-            self._answers = self._overloads = 0  # at the maximum: nothing changes, keep the generation
-            return
+            return  # at the maximum: nothing changes, keep the generation
         self.generation += 1
-        self._answers = self._overloads = 0
 
     def throttled(self) -> None:
         """An overload signal (counted in the current window)."""
