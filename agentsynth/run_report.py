@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models.base import ClientStats
-from .models.retry import CAUSES
+from .models.base import CAUSES, ClientStats
 
 
 def client_stats(models: Iterable[Any]) -> ClientStats | None:

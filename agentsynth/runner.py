@@ -30,9 +30,8 @@ from ._version import __version__
 from .env import TextEnv
 from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
-from .models.base import ChatModel, EndpointDown, ModelError
+from .models.base import ChatModel, EndpointDown, ModelError, backoff_sleep
 from .models.breaker import CLOSED, DOWN, CircuitBreaker
-from .models.retry import backoff_sleep
 from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
 from .run_report import RunResult, RunStatus, client_stats, read_result

@@ -1,11 +1,27 @@
 """What the runner needs from a model (one async chat-completion call: :class:`ChatModel`) and what
-the OpenAI-compatible server serves (``n`` replies to one request: :class:`ServedModel`)."""
+the OpenAI-compatible server serves (``n`` replies to one request: :class:`ServedModel`).
+
+Also what the runner shares with endpoint clients without importing them (they pull in the
+``openai`` SDK, ~1 s of import): :class:`ClientStats`, the retry causes (:data:`CAUSES`) and the
+hook through which a retry waits out its backoff (:data:`backoff_sleep`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+CAUSES = ("429", "5xx", "timeout", "malformed", "connection")
+"""The causes a run reports its retries by (plus ``other`` for 409 and the like, when any); see
+:func:`agentsynth.models.retry.cause`."""
+
+backoff_sleep: ContextVar[Callable[[float], Awaitable[None]]] = ContextVar("agentsynth_backoff_sleep", default=asyncio.sleep)
+"""How a retry waits out its backoff in this context: ``asyncio.sleep`` unless the caller lends
+what it holds meanwhile (the runner: an episode waiting out a backoff lends its place to another
+episode, see :mod:`agentsynth.plan_queue`)."""
 
 Message = dict[str, Any]
 

@@ -22,17 +22,16 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .base import CAUSES as CAUSES, backoff_sleep
+
 TRANSIENT_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 THROTTLE_STATUS = frozenset({429, 503, 529})
-CAUSES = ("429", "5xx", "timeout", "malformed", "connection")
-"""The causes a run reports its retries by (plus ``other`` for 409 and the like, when any)."""
 
 
 class MalformedReply(Exception):
@@ -105,14 +104,8 @@ def retry_after(exc: BaseException | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-backoff_sleep: ContextVar[Callable[[float], Awaitable[None]]] = ContextVar("agentsynth_backoff_sleep", default=asyncio.sleep)
-"""How a retry waits out its backoff in this context: ``asyncio.sleep`` unless the caller lends
-what it holds meanwhile (the runner: an episode waiting out a backoff lends its place to another
-episode, see :mod:`agentsynth.plan_queue`)."""
-
-
 async def sleep(seconds: float) -> None:
-    """Wait out a backoff (through :data:`backoff_sleep`)."""
+    """Wait out a backoff (through :data:`~agentsynth.models.base.backoff_sleep`)."""
     await backoff_sleep.get()(seconds)
 
 
