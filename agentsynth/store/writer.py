@@ -66,7 +66,7 @@ class EpisodeRecord:
     messages: list[tuple[Any, ...]] = field(default_factory=list)
     signals: list[tuple[Any, ...]] = field(default_factory=list)
     replaces: bool = False  # an earlier failed attempt of this episode is stored (or queued): replace it
-    retryable: bool = False  # failed on a transient model error: the run may run it again (not stored)
+    retryable: bool = False  # failed on a transient model error: the run may run it again (not a column)
 
 
 def arrow_table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
