@@ -19,7 +19,7 @@ from typing import Any
 from .answers import final_answer, normalize
 from .credentials import redact
 from .env import TextEnv
-from .models.base import ChatModel, Completion, ModelError
+from .models.base import ChatModel, Completion, EndpointDown, ModelError
 from .signals import GraderError, JudgeError, JudgeFn
 from .store.clock import utcnow
 from .store.writer import EpisodeRecord
@@ -141,7 +141,9 @@ async def run_episode(
     tasks_sent: "RecentSet | None" = None,
 ) -> EpisodeRecord:
     """Run one episode to the end and return its rows. Never raises for model or environment
-    failures: the episode is returned with ``status = 'error'`` and the error text.
+    failures: the episode is returned with ``status = 'error'`` and the error text, and
+    ``retryable`` when a model call ran out of retries on a transient failure. Raises
+    :class:`~agentsynth.models.base.EndpointDown` (nothing to store: a re-run resumes it).
 
     ``env_config`` is the configuration's kwargs as JSON; ``tasks_sent`` the task ids recently
     handed to the store (their rows are not sent again; the store ignores a repeat anyway)."""
@@ -157,6 +159,7 @@ async def run_episode(
     truth_first = truth_last = None
     graded = False
     status, error = "ok", None
+    retryable = False
     task = task_id = task_row = None
 
     def add(role: str, content: str, turn_: int, **extra: Any) -> None:
@@ -196,7 +199,7 @@ async def run_episode(
             action = comp.message if extra else comp.message.get("content") or ""
             try:
                 obs, reward, terminated, truncated, info = await call_env(env.step, action)
-            except JudgeError:
+            except (JudgeError, EndpointDown):
                 raise
             except Exception as exc:
                 raise EnvironmentFailure(f"environment {env_id} raised in step: {_describe(exc)}") from exc
@@ -222,11 +225,13 @@ async def run_episode(
                 add("user", obs, turn)
             if terminated or truncated:
                 break
+    except EndpointDown:
+        raise
     except ModelError as exc:
-        status, error = "error", f"model: {exc}"
+        status, error, retryable = "error", f"model: {exc}", exc.transient
         attempts += exc.attempts
     except JudgeError as exc:
-        status, error = "error", f"model (grading call): {exc}"
+        status, error, retryable = "error", f"model (grading call): {exc}", exc.transient
     except EnvironmentFailure as exc:
         status, error = "error", str(exc)
     except Exception as exc:  # noqa: BLE001 - anything else is recorded, not lost
@@ -248,4 +253,4 @@ async def run_episode(
         "attempts": attempts + carry.get("attempts", 0), "tries": 1 + carry.get("tries", 0),
         "latency_s": time.perf_counter() - t0, "started_at": started, "finished_at": utcnow(),
     }
-    return EpisodeRecord(episode, task_row, rows_m, rows_s, replaces=bool(carry))
+    return EpisodeRecord(episode, task_row, rows_m, rows_s, replaces=bool(carry), retryable=retryable)

@@ -325,6 +325,8 @@ def evaluate(
         result = Runner(spec, on_start=on_start, on_progress=on_progress).run()
     except ModelError as exc:  # raised only while setting up the model
         raise EvalError(str(exc)) from None
+    if result.message:  # the endpoint went down: nothing more was started
+        raise EvalFailed(f"evaluation run {result.name} {result.status}: {result.message}; no evaluation was recorded", result)
     if result.status != "completed":
         first = f" (e.g. {result.error_examples[0]})" if result.error_examples else ""
         raise EvalFailed(

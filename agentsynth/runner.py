@@ -3,17 +3,26 @@
 Resuming is running the same spec under the same name again: episodes already stored ``ok`` are
 skipped, failed ones are run again (their row replaced, their token costs carried over), none is
 duplicated. Every finished episode goes through one :class:`~agentsynth.store.writer.StoreWriter`.
+
+A run rides out a bad endpoint: an episode whose model call ran out of retries on a transient
+failure is run again at the end of the plan, up to ``episode_retries`` times (what re-running the
+command would do, within the run); while an endpoint's breaker is open (it stopped answering) no
+episode starts, and if it stays down the run ends ``failed`` with one line, leaving the episodes
+it did not finish unstored for a re-run (:mod:`agentsynth.models.breaker`). An episode waiting out
+a retry's backoff lends its place to another (:mod:`agentsynth.plan_queue`), so the endpoint keeps
+its calls in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,53 +32,16 @@ from ._version import __version__
 from .env import TextEnv
 from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
-from .models.base import ChatModel, ModelError
+from .models.base import ChatModel, EndpointDown, ModelError, backoff_sleep
+from .models.breaker import CLOSED, DOWN, CircuitBreaker
+from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
+from .run_report import RunResult, RunStatus, client_stats, read_result
 from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, SpecWarning, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
 from .store.writer import EpisodeRecord, StoreWriter
-
-
-@dataclass
-class RunResult:
-    """What a run did, read back from the store at the end."""
-
-    run_id: str
-    name: str
-    store: Path
-    status: str
-    planned: int
-    skipped: int
-    ran: int
-    ok: int
-    errors: int
-    first_pass_rate: float | None
-    last_pass_rate: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    judge_tokens: int
-    retries: int
-    elapsed_s: float
-    error_examples: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        """A human summary, one fact per line."""
-        pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
-        out = [
-            f"run {self.name} ({self.run_id}): {self.status}",
-            f"episodes: {self.ok} ok, {self.errors} failed of {self.planned} planned"
-            f" ({self.ran} run now, {self.skipped} already stored) in {self.elapsed_s:.1f}s",
-            f"pass rate (truth): first turn {pct(self.first_pass_rate)}, last turn {pct(self.last_pass_rate)}",
-            f"tokens: {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
-            + (f" + {self.judge_tokens:,} grading" if self.judge_tokens else "")
-            + (f"; {self.retries} retried calls" if self.retries else ""),
-            f"store: {self.store}",
-        ]
-        if self.error_examples:
-            out.append("errors (see episodes.error): " + " | ".join(self.error_examples))
-        return out
 
 
 def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
@@ -100,14 +72,19 @@ def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
         concurrency=spec.concurrency,
         policy=RetryPolicy(max_retries=spec.max_retries),
         transport=spec.transport,
+        unreachable_s=spec.unreachable_s,
     )
+
+
+BACKOFF_ALIVE = 4
+"""Episodes alive at most, in units of ``concurrency``, while some wait out backoffs."""
 
 
 @dataclass
 class _Shared:
     """What a run's workers share."""
 
-    todo: Iterator[PlannedEpisode]
+    todo: PlanQueue
     envs: list[tuple[str, type[TextEnv]]]
     configs: list[EnvConfig]
     config_json: list[str]
@@ -115,6 +92,7 @@ class _Shared:
     needs_model: list[bool]
     model: ChatModel
     judge: ChatModel
+    breakers: list[CircuitBreaker]
     state: store_runs.RunState
     writer: StoreWriter
     counts: dict[str, int]
@@ -122,6 +100,16 @@ class _Shared:
     stop: asyncio.Event
     total: int
     tasks_sent: RecentSet
+    reruns: dict[str, int]
+    places: Places
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    down: EndpointDown | None = None
+
+    def status(self) -> RunStatus:
+        """The run as it goes."""
+        c = self.counts
+        return RunStatus(c["done"], self.total, c["ok"], c["errors"], self.todo.rerunning,
+                         client_stats([self.model] if self.judge is self.model else [self.model, self.judge]))
 
 
 def _config_json(cfg: EnvConfig) -> str:
@@ -151,7 +139,11 @@ def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], l
 class Runner:
     """Runs a :class:`RunSpec`. ``Runner(spec).run()`` from a script; the CLI does the same.
 
-    ``on_progress(done, total, ok, errors)`` is called after each episode of this session.
+    ``on_start(total, todo)`` is called once the plan is known; ``on_progress(done, total, ok,
+    errors)`` after each episode of this session (``done`` counts each episode once, a rerun
+    that succeeds moves one from ``errors`` to ``ok``); ``on_status(RunStatus)`` every
+    ``status_every_s`` seconds and at the end, with what the endpoint client is doing (in-flight
+    limit, retries by cause, breaker), so that it shows while no episode finishes.
     ``fail_fast``: stop when this many episodes failed before any succeeded (a bad key, a broken
     environment) instead of spending the whole plan on it.
     """
@@ -164,6 +156,8 @@ class Runner:
         restart: bool = False,
         on_progress: Callable[[int, int, int, int], None] | None = None,
         on_start: Callable[[int, int], None] | None = None,
+        on_status: Callable[[RunStatus], None] | None = None,
+        status_every_s: float = 0.25,
         fail_fast: int = 25,
     ):
         self.spec = spec
@@ -171,6 +165,8 @@ class Runner:
         self.restart = restart
         self.on_progress = on_progress
         self.on_start = on_start
+        self.on_status = on_status
+        self.status_every_s = status_every_s
         self.fail_fast = fail_fast
 
     def run(self) -> RunResult:
@@ -208,7 +204,7 @@ class Runner:
                 kind=spec.purpose,
             )
             n_todo = total - len(state.done)
-            todo = (p for p in plan(spec, configs) if p.episode_id not in state.done)  # streamed
+            todo = PlanQueue((p for p in plan(spec, configs) if p.episode_id not in state.done), state.failed)  # streamed
             if self.on_start:
                 self.on_start(total, n_todo)
             counts = {"done": 0, "ok": 0, "errors": 0}
@@ -218,15 +214,23 @@ class Runner:
             writer = StoreWriter(con)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
             callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
+            breakers = [b for m in dict.fromkeys([model, judge]) if isinstance(b := getattr(m, "breaker", None), CircuitBreaker)]
+            n_workers = min(spec.concurrency, max(1, n_todo))
+            places = Places(n_workers, BACKOFF_ALIVE * n_workers, spawn=lambda: self._spawn(ctx))
+            ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, breakers,
+                          state, writer, counts, examples, stop, n_todo, RecentSet(), {}, places)
+            ticker = loop.create_task(self._tick(ctx)) if self.on_status else None
             gc_threshold = gc.get_threshold()
             gc.freeze()  # what setup allocated is long-lived: keep it out of every collection
             gc.set_threshold(max(gc_threshold[0], 20_000), gc_threshold[1], gc_threshold[2])
             try:
-                ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, state, writer,
-                              counts, examples, stop, n_todo, RecentSet())
-                await asyncio.gather(*[self._worker(ctx) for _ in range(min(spec.concurrency, max(1, n_todo)))])
+                await self._work(ctx, n_workers)
                 status = "failed" if stop.is_set() else "completed"
             finally:
+                if ticker is not None:
+                    ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
                 gc.set_threshold(*gc_threshold)
                 gc.unfreeze()
                 executor.shutdown(wait=False, cancel_futures=True)
@@ -235,57 +239,134 @@ class Runner:
                 finally:
                     if status == "interrupted":
                         store_runs.finish_run(con, state.run_id, status)
-            result = self._result(con, state, total, n_todo, status, loop.time() - t0, examples, model)
+            if self.on_status:
+                self.on_status(ctx.status())
+            result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
+                                 status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
+                                 down=ctx.down, models=[model] if judge is model else [model, judge])
             store_runs.finish_run(con, state.run_id, result.status)
             return result
         finally:
             con.close()
 
-    async def _worker(self, c: "_Shared") -> None:
+    def _spawn(self, c: _Shared) -> None:
+        c.places.workers += 1
+        c.tasks.append(asyncio.get_running_loop().create_task(self._worker(c)))
+
+    async def _work(self, c: _Shared, n: int) -> None:
+        """Run the workers to the end: ``n`` at first, more while episodes wait out backoffs (up to
+        ``BACKOFF_ALIVE`` × ``n`` alive, see :class:`~agentsynth.plan_queue.Places`)."""
+        for _ in range(n):
+            self._spawn(c)
+        waited = 0
+        while waited < len(c.tasks):  # workers spawned meanwhile are awaited too
+            batch = c.tasks[waited:]
+            await asyncio.gather(*batch)
+            waited += len(batch)
+
+    async def _tick(self, c: _Shared) -> None:
+        assert self.on_status is not None
+        while True:
+            await asyncio.sleep(self.status_every_s)
+            self.on_status(c.status())
+
+    async def _gate(self, c: _Shared) -> None:
+        """Start nothing while an endpoint's breaker is open; EndpointDown once it gave up."""
+        for b in c.breakers:
+            if b.state != CLOSED:
+                await b.wait_usable()
+
+    def _stop_down(self, c: _Shared, exc: EndpointDown) -> None:
+        if c.down is None:
+            c.down = exc
+        c.stop.set()
+        c.todo.stop()
+
+    async def _worker(self, c: _Shared) -> None:
+        mine: dict[int, TextEnv] = {}
+        try:
+            while True:
+                try:
+                    await self._gate(c)
+                except EndpointDown as exc:
+                    self._stop_down(c, exc)
+                    return
+                item = await c.todo.take()
+                if item is None:
+                    return
+                p, carry, rerun = item
+                place = Place(c.places)
+                try:
+                    await place.take()
+                    if c.stop.is_set():
+                        return
+                    lending = backoff_sleep.set(place.lend)  # this task's retries lend the place while they wait
+                    try:
+                        rec = await self._episode(c, mine, p, carry)
+                    finally:
+                        backoff_sleep.reset(lending)
+                except EndpointDown as exc:  # not finished: not stored, a re-run resumes it
+                    self._stop_down(c, exc)
+                    return
+                finally:
+                    place.leave()
+                    c.todo.finish()
+                self._record(c, p, rec, rerun)
+                while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
+                    await asyncio.sleep(0.005)
+        finally:
+            c.places.workers -= 1
+            for env in mine.values():
+                env.close()
+
+    async def _episode(self, c: _Shared, mine: dict[int, TextEnv], p: PlannedEpisode, carry: dict[str, int] | None) -> EpisodeRecord:
         spec = self.spec
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
         model = c.model
-        mine: dict[int, TextEnv] = {}
-        try:
-            for p in c.todo:
-                if c.stop.is_set():
-                    return
-                env = mine.get(p.config)
-                if env is None:
-                    env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
+        env = mine.get(p.config)
+        if env is None:
+            env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
 
-                def make_models(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> tuple[JudgeFn | None, JudgeFn | None]:
-                    if not uses_model:
-                        return None, None
-                    return (self._bridge(model, loop, loop_thread, eid + ":policy", spec.temperature),
-                            self._bridge(c.judge, loop, loop_thread, eid + ":judge", spec.judge.temperature if spec.judge else 0.0))
+        def make_models(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> tuple[JudgeFn | None, JudgeFn | None]:
+            if not uses_model:
+                return None, None
+            return (self._bridge(model, loop, loop_thread, eid + ":policy", spec.temperature),
+                    self._bridge(c.judge, loop, loop_thread, eid + ":judge", spec.judge.temperature if spec.judge else 0.0))
 
-                rec: EpisodeRecord = await run_episode(
-                    env=env, model=model, call_env=c.callers[p.config], run_id=c.state.run_id, episode_id=p.episode_id,
-                    env_id=c.envs[p.config][0], env_config=c.config_json[p.config], seed=p.seed, sample=p.sample,
-                    run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                    system_prompt=spec.system_prompt, make_models=make_models, carry=c.state.failed.get(p.episode_id),
-                    tasks_sent=c.tasks_sent,
-                )
-                c.writer.submit(rec)
-                counts = c.counts
-                counts["done"] += 1
-                if rec.episode["status"] == "ok":
-                    counts["ok"] += 1
-                else:
-                    counts["errors"] += 1
-                    if len(c.examples) < 3 and rec.episode["error"] not in c.examples:
-                        c.examples.append(rec.episode["error"])
-                    if counts["ok"] == 0 and counts["errors"] >= self.fail_fast:
-                        c.stop.set()
-                if self.on_progress:
-                    self.on_progress(counts["done"], c.total, counts["ok"], counts["errors"])
-                while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
-                    await asyncio.sleep(0.005)
-        finally:
-            for env in mine.values():
-                env.close()
+        return await run_episode(
+            env=env, model=model, call_env=c.callers[p.config], run_id=c.state.run_id, episode_id=p.episode_id,
+            env_id=c.envs[p.config][0], env_config=c.config_json[p.config], seed=p.seed, sample=p.sample,
+            run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
+            system_prompt=spec.system_prompt, make_models=make_models, carry=carry, tasks_sent=c.tasks_sent,
+        )
+
+    def _record(self, c: _Shared, p: PlannedEpisode, rec: EpisodeRecord, rerun: bool) -> None:
+        """Store a finished episode, count it, and queue it again if it failed transiently."""
+        ok = rec.episode["status"] == "ok"
+        if not ok and any(b.state == DOWN for b in c.breakers):
+            return  # failed because the endpoint went down (e.g. in a grader's call): left for a re-run
+        c.writer.submit(rec)
+        counts = c.counts
+        if not rerun:
+            counts["done"] += 1
+            counts["ok" if ok else "errors"] += 1
+        elif ok:
+            counts["ok"] += 1
+            counts["errors"] -= 1
+        if not ok:
+            eid = p.episode_id
+            if rec.retryable and c.reruns.get(eid, 0) < self.spec.episode_retries and not c.stop.is_set():
+                c.reruns[eid] = c.reruns.get(eid, 0) + 1
+                e = rec.episode
+                c.todo.again(p, {k: e[k] for k in ("prompt_tokens", "completion_tokens", "judge_tokens", "attempts", "tries")})
+            elif len(c.examples) < 3 and rec.episode["error"] not in c.examples:
+                c.examples.append(rec.episode["error"])
+            if counts["ok"] == 0 and counts["errors"] >= self.fail_fast:
+                c.stop.set()
+                c.todo.stop()
+        if self.on_progress:
+            self.on_progress(counts["done"], c.total, counts["ok"], counts["errors"])
 
     def _bridge(self, m: ChatModel, loop: asyncio.AbstractEventLoop, loop_thread: int, key: str,
                 temperature: float) -> JudgeFn:
@@ -300,29 +381,10 @@ class Runner:
             try:
                 comp = asyncio.run_coroutine_threadsafe(coro, loop).result()
             except ModelError as exc:
-                raise JudgeError(str(exc)) from None
+                raise JudgeError(str(exc), transient=exc.transient) from None
             return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
 
         return ask
-
-    def _result(self, con: Any, state: store_runs.RunState, planned: int, ran: int, status: str, elapsed: float,
-                examples: list[str], model: ChatModel) -> RunResult:
-        row = con.execute(
-            """SELECT count(*) FILTER (status = 'ok'), count(*) FILTER (status <> 'ok'),
-                      avg(passed_first::INT) FILTER (status = 'ok'), avg(passed_last::INT) FILTER (status = 'ok'),
-                      coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(judge_tokens), 0)
-               FROM episodes WHERE run_id = ?""",
-            [state.run_id],
-        ).fetchone()
-        ok, errors, first, last, pt, ct, jt = row
-        if status == "completed" and ok < planned:
-            status = "incomplete"
-        return RunResult(
-            run_id=state.run_id, name=self.spec.name, store=Path(self.spec.store), status=status, planned=planned,
-            skipped=planned - ran, ran=ran, ok=ok, errors=errors, first_pass_rate=first, last_pass_rate=last,
-            prompt_tokens=pt, completion_tokens=ct, judge_tokens=jt, retries=getattr(model, "retries", 0),
-            elapsed_s=elapsed, error_examples=examples,
-        )
 
 
 def run(spec: RunSpec | str | Path, **kwargs: Any) -> RunResult:

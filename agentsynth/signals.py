@@ -179,7 +179,12 @@ def grader(
 
 
 class JudgeError(RuntimeError):
-    """A grading call to a model failed (raised by the runner's judge callable, not a grader bug)."""
+    """A grading call to a model failed (raised by the runner's judge callable, not a grader bug);
+    ``transient``: it ran out of retries on failures a later try may get past."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class GraderError(RuntimeError):

@@ -93,11 +93,18 @@ class RunSpec(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
     samples: int = Field(1, ge=1, le=10_000)
-    concurrency: int = Field(16, ge=1, le=4096)
+    concurrency: int = Field(16, ge=1, le=4096, description=(
+        "episodes at work at once (one waiting out a retry's backoff lends its place), and model calls in flight at most"))
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(1024, gt=0)
     timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(6, ge=0, le=100)
+    max_retries: int = Field(6, ge=0, le=100, description="retries per model call, transient failures only")
+    episode_retries: int = Field(3, ge=0, le=100, description=(
+        "times a run runs again, before it ends, an episode whose model call ran out of retries on a transient "
+        "failure (what re-running the command does)"))
+    unreachable_s: float = Field(30.0, gt=0, description=(
+        "seconds an endpoint may fail with connection errors or timeouts before the run stops, ends failed and "
+        "leaves the remaining episodes to a re-run"))
     transport: Literal["auto", "aiohttp", "httpx"] = Field("auto", description="HTTP transport of the openai client")
     seed: int = 0
     system_prompt: str | None = None
@@ -137,7 +144,8 @@ class RunSpec(BaseModel):
     _base_url = field_validator("base_url")(check_base_url)
     _key_env = field_validator("api_key_env")(_check_key_env)
 
-    _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "transport"}
+    _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "episode_retries",
+                "unreachable_s", "transport"}
 
     def _dump(self, **kwargs: Any) -> dict[str, Any]:
         """The content fields as JSON data, the judge's URL without credentials."""

@@ -114,9 +114,9 @@ def test_faults_retried_until_every_episode_is_ok_or_recorded(tmp_path: Path, st
     assert r.returncode == (0 if set(by) == {"ok"} else 1), r.stderr
 
 
-def test_malformed_replies_fail_episodes_and_a_rerun_completes_them(tmp_path: Path, store: Path) -> None:
-    with running_server(faults=Faults(rate_malformed=0.25, seed=3)) as url:
-        spec = spec_for(tmp_path, store, url, feedback='"binary"', tasks=10)
+def test_malformed_replies_fail_episodes_without_retries_and_a_rerun_completes_them(tmp_path: Path, store: Path) -> None:
+    with running_server(faults=Faults(rate_malformed=0.25, seed=3)) as url:  # retried by default: here no retries
+        spec = spec_for(tmp_path, store, url, feedback='"binary"', tasks=10, extra="max_retries = 0\nepisode_retries = 0")
         r = cli("run", str(spec), "-q")
     assert r.returncode == 1 and "episode(s) failed" in r.stderr and "run again to retry" in r.stderr
     failed = q(store, "SELECT count(*), min(error) FROM episodes WHERE status = 'error'")[0]

@@ -56,7 +56,8 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
         fail(str(exc))
     progress = RunProgress(spec.name, enabled=not quiet)
     signal.signal(signal.SIGTERM, interrupt)  # stop as on Ctrl-C: flush what finished, mark interrupted
-    runner = Runner(spec, restart=restart, on_start=progress.start, on_progress=progress.update)
+    runner = Runner(spec, restart=restart, on_start=progress.start, on_progress=progress.update,
+                    on_status=progress.status if not quiet else None)
     try:
         result = runner.run()
     except (SpecError, StoreError) as exc:
@@ -71,6 +72,8 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
     progress.stop()
     for line in result.lines():
         click.echo(line)
+    if result.message:  # stopped early (the endpoint went down): one line that says how to resume
+        fail(f"run {result.name} {result.status}: {result.message}", EXIT_FAILED)
     if result.status != "completed":
         hint = "; run again to retry the failed episodes" if result.status in ("incomplete", "failed") else ""
         first = f" (e.g. {result.error_examples[0]})" if result.error_examples else ""

@@ -7,11 +7,14 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .progress import Bar
+
+if TYPE_CHECKING:
+    from ..run_report import RunStatus
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -63,23 +66,47 @@ def interrupt(signum: int, frame: Any) -> None:
 
 
 class RunProgress:
-    """The progress of a run or an evaluation: episodes done, ok and failed."""
+    """The progress of a run or an evaluation: episodes done, ok and failed, and — against an
+    endpoint — calls in flight against the adaptive limit, retries by cause, episodes queued to
+    run again and the endpoint's breaker (``endpoint silent, probing``)."""
 
     def __init__(self, name: str, enabled: bool):
         self.name = name
-        self.bar = Bar(name, enabled, ["{task.fields[status]}"], every=0.1)
+        self.bar = Bar(name, enabled, ["{task.fields[status]}", "{task.fields[client]}"], every=0.1)
+        self._done = 0
 
     def start(self, total: int, todo: int) -> None:
+        """The plan is known: ``todo`` of ``total`` episodes to run."""
         if not self.bar.enabled:
             return
         if todo < total:
             click.echo(f"resuming {self.name}: {total - todo} of {total} episodes already stored", err=True)
-        self.bar.update(0, todo, status="")
+        self.bar.update(0, todo, status="", client="")
 
     def update(self, done: int, total: int, ok: int, errors: int) -> None:
+        """An episode finished."""
+        self._done = done
         self.bar.update(done, status=f"ok {ok}" + (f" failed {errors}" if errors else ""))
 
+    def status(self, s: "RunStatus") -> None:
+        """Show what the endpoint client is doing (calls in flight, limit, retries, breaker)."""
+        parts = []
+        if s.client is not None:
+            c = s.client
+            retried = sum(c.retries.values())
+            parts.append(f"in flight {c.in_flight}/{c.limit}" + (f" (of {c.maximum})" if c.limit < c.maximum else ""))
+            if retried:
+                parts.append(f"retried {retried:,} (" + ", ".join(f"{k} {v:,}" for k, v in c.retries.items() if v) + ")")
+            if c.breaker == "open":
+                parts.append("endpoint silent: probing")
+            elif c.breaker == "down":
+                parts.append("endpoint down")
+        if s.rerunning:
+            parts.append(f"{s.rerunning} to run again")
+        self.bar.update(self._done, client=" · ".join(parts))
+
     def stop(self) -> None:
+        """Leave the bar as last drawn."""
         self.bar.stop()
 
 

@@ -1,11 +1,27 @@
 """What the runner needs from a model (one async chat-completion call: :class:`ChatModel`) and what
-the OpenAI-compatible server serves (``n`` replies to one request: :class:`ServedModel`)."""
+the OpenAI-compatible server serves (``n`` replies to one request: :class:`ServedModel`).
+
+Also what the runner shares with endpoint clients without importing them (they pull in the
+``openai`` SDK, ~1 s of import): :class:`ClientStats`, the retry causes (:data:`CAUSES`) and the
+hook through which a retry waits out its backoff (:data:`backoff_sleep`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+CAUSES = ("429", "5xx", "timeout", "malformed", "connection")
+"""The causes a run reports its retries by (plus ``other`` for 409 and the like, when any); see
+:func:`agentsynth.models.retry.cause`."""
+
+backoff_sleep: ContextVar[Callable[[float], Awaitable[None]]] = ContextVar("agentsynth_backoff_sleep", default=asyncio.sleep)
+"""How a retry waits out its backoff in this context: ``asyncio.sleep`` unless the caller lends
+what it holds meanwhile (the runner: an episode waiting out a backoff lends its place to another
+episode, see :mod:`agentsynth.plan_queue`)."""
 
 Message = dict[str, Any]
 
@@ -22,6 +38,21 @@ class Completion:
     attempts: int = 1
 
 
+@dataclass(slots=True)
+class ClientStats:
+    """What an endpoint client is doing, for progress bars and run summaries: its in-flight limit
+    now, at its lowest and at most, calls in flight, retries so far by cause (``429``, ``5xx``,
+    ``timeout``, ``malformed``, ``connection``, ``other``) and its breaker's state (``closed``,
+    ``open`` while probing a silent endpoint, ``down`` once given up)."""
+
+    limit: int
+    maximum: int
+    lowest: int
+    in_flight: int
+    retries: dict[str, int] = field(default_factory=dict)
+    breaker: str = "closed"
+
+
 class ModelError(RuntimeError):
     """A model call failed for good: non-transient (400, 401, malformed reply) or out of retries.
 
@@ -34,6 +65,16 @@ class ModelError(RuntimeError):
         self.transient = transient
         self.attempts = attempts
         self.status = status
+
+
+class EndpointDown(ModelError):
+    """An endpoint stayed unreachable past its breaker's bound (see
+    :mod:`agentsynth.models.breaker`): the run stops starting episodes and ends ``failed`` with
+    this one-line message; the episodes it did not finish are not stored (a re-run resumes them)."""
+
+    def __init__(self, message: str, *, endpoint: str):
+        super().__init__(message, transient=True)
+        self.endpoint = endpoint
 
 
 class ChatModel(Protocol):

@@ -1,10 +1,19 @@
-"""The one retry policy, and adaptive concurrency.
+"""The one retry policy: what is retried, what each retry is counted as, and how long to wait.
 
-Retried (transient): HTTP 408, 409, 429, 5xx, connection errors, timeouts. Not retried: 400, 401,
-403, 404, 422 and replies that do not parse. Waits honour ``Retry-After`` / ``retry-after-ms``
-(capped), else exponential backoff with full jitter, capped. On 429 the
-:class:`AdaptiveLimiter` halves the number of calls in flight and adds one back per window of
-successful calls (AIMD), so a rate-limited endpoint is not hammered.
+Retried (transient): HTTP 408, 409, 429 (except ``insufficient_quota``: a billing state, not a
+moment), 5xx, connection errors, timeouts, and a 200 whose body is not a chat completion
+(:class:`MalformedReply`: truncated JSON, an HTML page from a proxy, a body without ``choices``).
+Not retried: 400, 401, 403, 404, 422. Every retry counts against ``max_retries``.
+
+Each failure has a cause (:func:`cause`: ``429``, ``5xx``, ``timeout``, ``malformed``,
+``connection``), which is what a run reports its retries by. Waits: a throttle (429, 503, 529)
+waits what the server asked (``Retry-After`` / ``retry-after-ms``, capped) or else backs off
+exponentially; any other failure backs off exponentially with full jitter (``base`` × 2^n,
+capped), where n counts that call's non-throttle failures only — a 429 is answered by its own
+wait and does not lengthen the next 5xx's. Whether the whole client should slow down is not
+decided here but by :class:`~agentsynth.models.limiter.AdaptiveLimiter` (from
+:func:`is_overload` signals), and whether the endpoint is down by
+:class:`~agentsynth.models.breaker.CircuitBreaker`.
 """
 
 from __future__ import annotations
@@ -13,23 +22,64 @@ import asyncio
 import email.utils
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .base import CAUSES as CAUSES, backoff_sleep
+
 TRANSIENT_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+THROTTLE_STATUS = frozenset({429, 503, 529})
+
+
+class MalformedReply(Exception):
+    """HTTP 200 whose body is not a chat completion: not JSON (truncated, an HTML page), or JSON
+    without ``choices[0].message``. Proxies and overloaded servers send these transiently."""
+
+
+def _quota_exhausted(exc: BaseException) -> bool:
+    return isinstance(exc, openai.RateLimitError) and "insufficient_quota" in (str(getattr(exc, "code", "")), str(exc))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Is this failure worth retrying?"""
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError)):
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError, MalformedReply)):
         return True
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in TRANSIENT_STATUS
+        return exc.status_code in TRANSIENT_STATUS and not _quota_exhausted(exc)
     return False
+
+
+def cause(exc: BaseException) -> str:
+    """What a failed attempt is counted as: one of :data:`CAUSES`, or ``other``."""
+    if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, MalformedReply):
+        return "malformed"
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        return "429" if code == 429 else "timeout" if code == 408 else "5xx" if code >= 500 else "other"
+    return "other"
+
+
+def is_throttle(exc: BaseException | None) -> bool:
+    """The server asked us to slow down: HTTP 429, 503 (unavailable) or 529 (overloaded)."""
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in THROTTLE_STATUS
+
+
+def is_overload(exc: BaseException | None) -> bool:
+    """A sign that the endpoint has more than it can take: a throttle, or a timed-out request.
+    Not: other 5xx, malformed replies, 4xx, connection errors (those are the breaker's)."""
+    return is_throttle(exc) or (exc is not None and cause(exc) == "timeout")
+
+
+def is_unreachable(exc: BaseException | None) -> bool:
+    """The endpoint did not answer at all: a connection error or a timeout (the breaker's evidence)."""
+    return isinstance(exc, (openai.APIConnectionError, asyncio.TimeoutError))
 
 
 def retry_after(exc: BaseException | None) -> float | None:
@@ -54,9 +104,14 @@ def retry_after(exc: BaseException | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+async def sleep(seconds: float) -> None:
+    """Wait out a backoff (through :data:`~agentsynth.models.base.backoff_sleep`)."""
+    await backoff_sleep.get()(seconds)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Backoff parameters: ``base`` × 2^attempt with full jitter, capped at ``cap``; a server's
+    """Backoff parameters: ``base`` × 2^(n-1) with full jitter, capped at ``cap``; a server's
     Retry-After is honoured up to ``max_retry_after`` seconds."""
 
     max_retries: int = 6
@@ -65,92 +120,52 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def delay(self, exc: BaseException | None, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failed attempt that raised ``exc``."""
+        """Seconds to wait after the ``failures``-th failure of ``exc``'s kind (throttle or not)."""
         asked = retry_after(exc)
         if asked is not None:
             return min(asked, self.max_retry_after) + random.uniform(0, self.base)
-        return random.uniform(0, min(self.cap, self.base * 2 ** (failures - 1)))
+        return random.uniform(0, min(self.cap, self.base * 2 ** (max(1, failures) - 1)))
 
     def wait(self, state: RetryCallState) -> float:
-        """Tenacity wait function."""
+        """Tenacity wait function (every earlier attempt counted as a failure of this kind)."""
         return self.delay(state.outcome.exception() if state.outcome else None, state.attempt_number)
 
-    def retrying(self, on_retry: Callable[[RetryCallState], None] | None = None, *, failed: int = 0) -> AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` for a call that already failed ``failed`` times.
+    def backoff(self) -> "Backoff":
+        """A fresh per-call backoff (counts that call's throttles and other failures apart)."""
+        return Backoff(self)
+
+    def retrying(self, backoff: "Backoff", on_retry: Callable[[RetryCallState], None] | None = None, *,
+                 failed: int = 0) -> AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for a call that already failed ``failed`` times, waiting
+        ``backoff``'s delays.
 
         Callers make the first attempt themselves and enter this loop only after a transient
         failure: building a tenacity loop costs ~25 µs of CPU, which adds up at 1,000 calls/s.
         """
         return AsyncRetrying(
             retry=retry_if_exception(is_transient),
-            wait=lambda st: self.delay(st.outcome.exception() if st.outcome else None, st.attempt_number + failed),
+            wait=lambda st: backoff.next(st.outcome.exception() if st.outcome else None),
             stop=stop_after_attempt(max(1, self.max_retries + 1 - failed)),
             reraise=True,
             before_sleep=on_retry,
+            sleep=sleep,
         )
 
 
-class AdaptiveLimiter:
-    """An async semaphore whose size adapts: halve on throttling, +1 per ``limit`` successes.
+class Backoff:
+    """One call's waits: throttles and other failures each back off on their own count."""
 
-    Lock-free: asyncio code between awaits is atomic, so entering below the limit is a counter
-    increment; only callers over the limit wait on a future.
-    """
+    __slots__ = ("policy", "throttles", "failures")
 
-    def __init__(self, maximum: int, minimum: int = 1, cooldown_s: float = 1.0):
-        self.maximum = maximum
-        self.minimum = max(1, min(minimum, maximum))
-        self.limit = maximum
-        self.in_flight = 0
-        self.cooldown_s = cooldown_s
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
         self.throttles = 0
-        self._successes = 0
-        self._last_cut = 0.0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.failures = 0
 
-    async def __aenter__(self) -> "AdaptiveLimiter":
-        while self.in_flight >= self.limit or self._waiters:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-                self._wake()
-                raise
-            if self.in_flight < self.limit:
-                break
-        self.in_flight += 1
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        free = self.limit - self.in_flight
-        while free > 0 and self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                free -= 1
-
-    def throttled(self) -> None:
-        """A 429: cut the limit in half (at most once per cooldown)."""
-        self.throttles += 1
-        now = time.monotonic()
-        if now - self._last_cut >= self.cooldown_s:
-            self._last_cut = now
-            self.limit = max(self.minimum, self.limit // 2)
-            self._successes = 0
-
-    def succeeded(self) -> None:
-        """A call succeeded: grow back additively."""
-        if self.limit >= self.maximum:
-            return
-        self._successes += 1
-        if self._successes >= self.limit:
-            self._successes = 0
-            self.limit += 1
-            self._wake()
+    def next(self, exc: BaseException | None) -> float:
+        """Seconds to wait after ``exc``."""
+        if is_throttle(exc):
+            self.throttles += 1
+            return self.policy.delay(exc, self.throttles)
+        self.failures += 1
+        return self.policy.delay(exc, self.failures)

@@ -65,7 +65,8 @@ class EpisodeRecord:
     task: dict[str, Any] | None
     messages: list[tuple[Any, ...]] = field(default_factory=list)
     signals: list[tuple[Any, ...]] = field(default_factory=list)
-    replaces: bool = False  # an earlier failed attempt of this episode is stored: replace it
+    replaces: bool = False  # an earlier failed attempt of this episode is stored (or queued): replace it
+    retryable: bool = False  # failed on a transient model error: the run may run it again (not a column)
 
 
 def arrow_table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
@@ -142,6 +143,9 @@ class StoreWriter:
 
     def _flush(self, batch: list[EpisodeRecord]) -> None:
         tasks = {r.task["task_id"]: r.task for r in batch if r.task is not None}
+        if any(r.replaces for r in batch):  # a run's own retry of an episode may share its batch: the last wins
+            last = {r.episode["episode_id"]: i for i, r in enumerate(batch)}
+            batch = [r for i, r in enumerate(batch) if last[r.episode["episode_id"]] == i]
         episodes = list(map(_GETTERS["episodes"], (r.episode for r in batch)))
         messages = [m for r in batch for m in r.messages]
         signals = [s for r in batch for s in r.signals]
