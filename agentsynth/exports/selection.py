@@ -5,11 +5,16 @@ An episode-turn is *accepted* when the selection signal graded it ``passed = tru
 ``min_value``, ``value >= min_value``) and *rejected* when it graded it ``passed = false`` (or
 ``value < min_value``). Only ``ok`` episodes count.
 
+The selection is made in SQL and staged once per export in a temp table (:func:`stage_selection`:
+a few tens of bytes per staged turn, in DuckDB); the rows are then built one batch at a time
+(:func:`staged_batch`, :func:`load_messages` of the batch's episodes), so what Python holds is
+bounded by the batch, not by the run.
+
 Package-internal API (used by the other modules of ``agentsynth.exports``; not public):
 :class:`Graded`, :func:`resolve_run`, :func:`check_signal`, :func:`check_domains`,
-:func:`graded_turns`, :func:`first_accepted`, :func:`with_ids`, :func:`load_messages`, and the
-helpers that locate parts of a loaded conversation: :func:`answer_index`, :func:`prompt_end`,
-:func:`uses_tools`.
+:class:`Staged`, :func:`stage_selection`, :func:`staged_batch`, :func:`staged_signals`,
+:func:`first_accepted`, :func:`with_ids`, :func:`load_messages`, and the helpers that locate parts
+of a loaded conversation: :func:`answer_index`, :func:`prompt_end`, :func:`uses_tools`.
 """
 
 from __future__ import annotations
@@ -75,31 +80,102 @@ def check_domains(con: duckdb.DuckDBPyConnection, run_id: str, run: str, domains
     return sorted(set(domains))
 
 
-# ---- reading the store ---------------------------------------------------------------------
+# ---- staging the selection -----------------------------------------------------------------
+
+# Every turn of the run's ok episodes the signal graded, one row per (episode, turn) (a grader
+# recorded under several roles has the same outcome in each), with whether it is accepted or
+# rejected. Parameters: $run, $signal, $min, $domains.
+_GRADED = """
+    graded AS (
+        SELECT s.episode_id, s.turn, any_value(e.task_id) AS task_id,
+               max(s.value) AS value, bool_or(s.passed) AS passed
+        FROM signals s JOIN episodes e USING (episode_id)
+        WHERE e.run_id = $run AND e.status = 'ok' AND s.name = $signal
+          AND ($domains::VARCHAR[] IS NULL OR list_contains($domains::VARCHAR[], e.domain))
+        GROUP BY s.episode_id, s.turn
+    ), flagged AS (
+        SELECT episode_id, turn, task_id,
+               coalesce(CASE WHEN $min::DOUBLE IS NULL THEN passed ELSE value >= $min::DOUBLE END, false) AS accepted,
+               coalesce(CASE WHEN $min::DOUBLE IS NULL THEN NOT passed ELSE value < $min::DOUBLE END, false) AS rejected
+        FROM graded
+    ), first_acc AS (  -- each episode's first accepted turn
+        SELECT episode_id, min(turn) AS turn, any_value(task_id) AS task_id FROM flagged WHERE accepted GROUP BY 1
+    )"""
+
+# Per format, the staged rows: (b, episode_id, turn, accepted, rejected, kept); ``b`` is the batch
+# (NULL: not built). Parameter: $batch.
+_STAGE = {
+    # each episode's first accepted turn, in episode_id order
+    "sft": """
+        SELECT (row_number() OVER (ORDER BY episode_id) - 1) // $batch AS b, episode_id, turn,
+               true AS accepted, false AS rejected, true AS kept
+        FROM first_acc""",
+    # the same, of which the first (by episode_id) of each task and answer key is kept
+    "parquet": """
+        , answers AS (  -- the graded answer of each first accepted turn (as selection.answer_index finds it)
+            SELECT m.episode_id, m.turn, m.answer FROM messages m JOIN first_acc f USING (episode_id, turn)
+            WHERE m.role = 'assistant' AND m.tool_calls IS NULL
+            QUALIFY row_number() OVER (PARTITION BY m.episode_id, m.turn ORDER BY m.position) = 1
+        ), keyed AS (
+            SELECT f.episode_id, f.turn,
+                   row_number() OVER (PARTITION BY f.task_id, a.answer ORDER BY f.episode_id) = 1 AS kept
+            FROM first_acc f LEFT JOIN answers a USING (episode_id, turn)
+        )
+        SELECT CASE WHEN kept THEN (row_number() OVER (PARTITION BY kept ORDER BY episode_id) - 1) // $batch END AS b,
+               episode_id, turn, true AS accepted, false AS rejected, kept
+        FROM keyed""",
+    # every accepted or rejected turn; whole tasks per batch, in task_id order (about $batch turns each)
+    "dpo": """
+        , turns AS (SELECT * FROM flagged WHERE accepted OR rejected),
+        per_task AS (SELECT task_id, count(*) AS n FROM turns GROUP BY 1),
+        batched AS (
+            SELECT task_id, (sum(n) OVER (ORDER BY task_id ROWS UNBOUNDED PRECEDING) - n) // $batch AS b FROM per_task
+        )
+        SELECT b, episode_id, turn, accepted, rejected, true AS kept FROM turns JOIN batched USING (task_id)""",
+}
 
 
-def graded_turns(con: duckdb.DuckDBPyConnection, run_id: str, signal: str, min_value: float | None,
-                 domains: list[str] | None) -> list[Graded]:
-    """Every turn of the run's ok episodes the signal graded, by (episode_id, turn). A grader
-    recorded under several roles has the same outcome in each: one row per (episode, turn)."""
+@dataclass(frozen=True)
+class Staged:
+    """The selection staged in the temp table ``_export_selection`` for format ``fmt``."""
+
+    batches: int  # batches 0 .. batches - 1
+    accepted_episodes: int  # episodes with an accepted turn
+    duplicates: int = 0  # parquet: first accepted turns dropped in SQL (same task and answer key)
+
+
+def stage_selection(con: duckdb.DuckDBPyConnection, fmt: str, run_id: str, signal: str, min_value: float | None,
+                    domains: list[str] | None, batch_size: int) -> Staged:
+    """Stage what format ``fmt`` builds from in the temp table ``_export_selection``: DuckDB selects
+    the graded turns, each episode's first accepted turn, and (parquet) drops the duplicates; each
+    staged row gets its batch number (about ``batch_size`` rows a batch; dpo: whole tasks), so that
+    :func:`staged_batch` reads one batch at a time. DuckDB holds a few tens of bytes per staged row."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _export_selection AS WITH {_GRADED} {_STAGE[fmt]} "
+                "ORDER BY b NULLS LAST, episode_id, turn",
+                {"run": run_id, "signal": signal, "min": min_value, "domains": domains, "batch": batch_size})
+    batches, accepted, dropped = con.execute(
+        "SELECT coalesce(max(b) + 1, 0), count(DISTINCT episode_id) FILTER (accepted), count(*) FILTER (NOT kept) "
+        "FROM _export_selection").fetchone()
+    return Staged(batches, accepted, dropped)
+
+
+def staged_batch(con: duckdb.DuckDBPyConnection, b: int) -> list[Graded]:
+    """Batch ``b`` of the staged selection, by (episode_id, turn)."""
     rows = con.execute(
-        """SELECT s.episode_id, s.turn, e.task_id, e.domain, e.env_id, e.env_config,
-                  max(s.value) AS value, bool_or(s.passed) AS passed
-           FROM signals s JOIN episodes e USING (episode_id)
-           WHERE e.run_id = ? AND e.status = 'ok' AND s.name = ?
-             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.domain))
-           GROUP BY ALL ORDER BY s.episode_id, s.turn""",
-        [run_id, signal, domains, domains],
-    ).fetchall()
-    out = []
-    for eid, turn, task_id, domain, env_id, env_config, value, passed in rows:
-        if min_value is None:
-            accepted, rejected = passed is True, passed is False
-        else:
-            accepted = value is not None and value >= min_value
-            rejected = value is not None and value < min_value
-        out.append(Graded(eid, turn, task_id, domain, env_id, env_config, accepted, rejected))
-    return out
+        """SELECT x.episode_id, x.turn, e.task_id, e.domain, e.env_id, e.env_config, x.accepted, x.rejected
+           FROM _export_selection x JOIN episodes e USING (episode_id) WHERE x.b = ? ORDER BY x.episode_id, x.turn""",
+        [b]).fetchall()
+    return [Graded(*r) for r in rows]
+
+
+def staged_signals(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The names of every signal recorded at a staged turn that is built (the parquet columns)."""
+    return [r[0] for r in con.execute(
+        """SELECT DISTINCT s.name FROM signals s JOIN _export_selection x USING (episode_id, turn)
+           WHERE x.b IS NOT NULL ORDER BY 1""").fetchall()]
+
+
+# ---- reading the store ---------------------------------------------------------------------
 
 
 def first_accepted(graded: Iterable[Graded]) -> list[Graded]:
