@@ -405,3 +405,65 @@ def test_sft_reference_trajectory_trains_on_the_reference_reply(store: Path, tmp
     r = cli("export", "--store", str(store), "--out", str(tmp_path / "x.jsonl"), "--run", "src", "--select", "correct",
             "--format", "dpo", "--trajectory", "reference")
     assert r.returncode == 2 and "--trajectory applies to --format sft only" in r.stderr
+
+
+def _recorded(store: Path, export_id: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The export's ``exports`` row (without created_at) and all its ``export_items`` rows."""
+    x = q(store, "SELECT * EXCLUDE (created_at) FROM exports WHERE export_id = ?", [export_id])
+    return x, q(store, "SELECT * FROM export_items WHERE export_id = ? ORDER BY item, part", [export_id])
+
+
+@pytest.mark.parametrize(("select", "fmt", "kw"), [
+    ("correct", "sft", {}),
+    ("correct", "sft", {"trajectory": "full"}),
+    ("reference", "sft", {"trajectory": "reference", "min_value": 0.0}),
+    ("correct", "dpo", {}),
+    ("rubric", "dpo", {"min_value": 0.5}),
+    ("correct", "parquet", {}),
+    ("rubric", "parquet", {"min_value": 0.5, "domains": ["arithmetic", "tools"]}),
+])
+def test_streamed_export_writes_what_one_batch_writes(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       select: str, fmt: str, kw: dict[str, Any]) -> None:
+    """An export built in many small batches (duplicates spread across them, dpo tasks whole in
+    each) writes the same file, byte for byte, and the same lineage as one built in a single batch."""
+    from agentsynth.exports import selection, writing
+    from agentsynth.store.connection import connect
+
+    monkeypatch.setattr(writing, "ROW_GROUP_ROWS", 7)  # parquet: several row groups, still batch-independent
+    out = tmp_path / f"out.{'parquet' if fmt == 'parquet' else 'jsonl'}"
+    got = {}
+    for batch_size in (1, 3, 10**9):
+        copy = tmp_path / f"copy-{batch_size}.duckdb"
+        shutil.copy(store, copy)
+        if batch_size == 3:  # the selection really is split: many batches
+            con = connect(copy, read_only=False, create=False)
+            try:
+                (run_id,), = con.execute("SELECT run_id FROM runs WHERE name = 'src'").fetchall()
+                staged = selection.stage_selection(con, fmt, run_id, select, kw.get("min_value"), kw.get("domains"), 3)
+                assert staged.batches >= 5
+            finally:
+                con.close()
+        r = export(copy, "src", select, format=fmt, out=out, batch_size=batch_size, **kw)
+        got[batch_size] = (r, out.read_bytes(), _recorded(copy, r.export_id))
+        out.unlink()
+    (one, one_bytes, one_lineage) = got[10**9]
+    assert one.rows >= 3 and one_lineage[1]
+    if fmt == "sft":
+        assert one.skipped_duplicates > 0  # duplicates across batches are found too
+    if fmt == "parquet":
+        out.write_bytes(one_bytes)
+        assert pq.ParquetFile(out).num_row_groups == -(-one.rows // 7)
+    for batch_size in (1, 3):
+        r, data, lineage = got[batch_size]
+        assert (r.export_id, r.sha256, r.rows, r.skipped_duplicates, r.skipped_tool_episodes, r.domains) == (
+            one.export_id, one.sha256, one.rows, one.skipped_duplicates, one.skipped_tool_episodes, one.domains)
+        assert data == one_bytes and _sha(data) == one.sha256
+        assert lineage == one_lineage
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_batch_size_must_be_a_positive_integer(store: Path, tmp_path: Path, batch_size: Any) -> None:
+    before = table_digest(store)
+    with pytest.raises(ExportError, match="batch_size must be a positive integer"):
+        export(store, "src", "correct", format="sft", out=tmp_path / "x.jsonl", batch_size=batch_size)
+    assert list(tmp_path.iterdir()) == [] and table_digest(store) == before
