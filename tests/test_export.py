@@ -424,23 +424,25 @@ def _recorded(store: Path, export_id: str) -> tuple[list[tuple[Any, ...]], list[
 ])
 def test_streamed_export_writes_what_one_batch_writes(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        select: str, fmt: str, kw: dict[str, Any]) -> None:
-    """An export built in many small batches (duplicates spread across them, dpo tasks whole in
-    each) writes the same file, byte for byte, and the same lineage as one built in a single batch."""
-    from agentsynth.exports import selection, writing
+    """An export streamed in many small batches and chunks (duplicates spread across them, dpo
+    tasks whole in each) writes the same file, byte for byte, and the same lineage as one built
+    from a single chunk in a single batch."""
+    from agentsynth.exports import staging, writing
     from agentsynth.store.connection import connect
 
     monkeypatch.setattr(writing, "ROW_GROUP_ROWS", 7)  # parquet: several row groups, still batch-independent
     out = tmp_path / f"out.{'parquet' if fmt == 'parquet' else 'jsonl'}"
     got = {}
-    for batch_size in (1, 3, 10**9):
+    for batch_size, chunk in ((1, 10), (3, 40), (10**9, 10**9)):
+        monkeypatch.setattr(staging, "CHUNK_EPISODES", chunk)
         copy = tmp_path / f"copy-{batch_size}.duckdb"
         shutil.copy(store, copy)
-        if batch_size == 3:  # the selection really is split: many batches
+        if batch_size == 3:  # the selection really is split: several chunks, many batches
             con = connect(copy, read_only=False, create=False)
             try:
                 (run_id,), = con.execute("SELECT run_id FROM runs WHERE name = 'src'").fetchall()
-                staged = selection.stage_selection(con, fmt, run_id, select, kw.get("min_value"), kw.get("domains"), 3)
-                assert staged.batches >= 5
+                selection = staging.Selection(con, fmt, run_id, select, kw.get("min_value"), kw.get("domains"), 3)
+                assert selection.chunks >= 3 and sum(1 for _ in selection.batches()) >= 5
             finally:
                 con.close()
         r = export(copy, "src", select, format=fmt, out=out, batch_size=batch_size, **kw)
@@ -449,7 +451,7 @@ def test_streamed_export_writes_what_one_batch_writes(store: Path, tmp_path: Pat
     (one, one_bytes, one_lineage) = got[10**9]
     assert one.rows >= 3 and one_lineage[1]
     if fmt == "sft":
-        assert one.skipped_duplicates > 0  # duplicates across batches are found too
+        assert one.skipped_duplicates > 0  # duplicates across batches and chunks are found too
     if fmt == "parquet":
         out.write_bytes(one_bytes)
         assert pq.ParquetFile(out).num_row_groups == -(-one.rows // 7)
@@ -467,3 +469,34 @@ def test_batch_size_must_be_a_positive_integer(store: Path, tmp_path: Path, batc
     with pytest.raises(ExportError, match="batch_size must be a positive integer"):
         export(store, "src", "correct", format="sft", out=tmp_path / "x.jsonl", batch_size=batch_size)
     assert list(tmp_path.iterdir()) == [] and table_digest(store) == before
+
+
+def test_export_caps_duckdb_memory_and_sets_it_back(store: Path, tmp_path: Path) -> None:
+    """While it runs, an export holds DuckDB to its memory budget; afterwards a connection that
+    shares the database instance finds the limit as it was (DuckDB's default, or the user's)."""
+    from agentsynth.exports import staging
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(store, copy)
+    mine = duckdb.connect(str(copy))  # same file, same settings: export's connection shares this instance
+    try:
+        def limit() -> str:
+            return mine.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+        default = limit()
+        seen = []
+        original = staging.Selection.batches
+
+        def batches(self: staging.Selection) -> Any:
+            seen.append(limit())
+            return original(self)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(staging.Selection, "batches", batches)  # observe the limit mid-export
+            export(copy, "src", "correct", format="sft", out=tmp_path / "a.jsonl")
+            assert seen == [f"{staging.DUCKDB_MEMORY_MIB:.1f} MiB"] and limit() == default
+            mine.execute("SET memory_limit = '64MB'")  # a lower limit of the user's is kept, never raised
+            export(copy, "src", "correct", format="dpo", out=tmp_path / "b.jsonl")
+            assert seen[1] == limit() == "61.0 MiB"
+    finally:
+        mine.close()

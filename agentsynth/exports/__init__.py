@@ -57,6 +57,7 @@ from .._version import __version__
 from ..store.clock import utcnow
 from ..store.connection import connect
 from ..store.transaction import transaction
+from . import staging
 from .chat import chat_message, sft_messages
 from .errors import ExportError, NothingToExport
 from .formats import (
@@ -68,19 +69,12 @@ from .formats import (
     sha256_text,
 )
 from .formats import line_json as line_json
-from .selection import (
-    Staged,
-    check_domains,
-    check_signal,
-    resolve_run,
-    stage_selection,
-    staged_batch,
-    staged_signals,
-)
+from .selection import check_domains, check_signal, resolve_run
+from .staging import Selection
 from .writing import FileWriter, Lineage, fsync_dir
 
 TRAJECTORIES = ("final", "full", "reference")
-BATCH_SIZE = 5_000  # episodes built per batch (dpo: accepted and rejected turns, whole tasks)
+BATCH_SIZE = 2_000  # episodes built per batch (dpo: whole tasks, about as many episodes)
 
 
 @dataclass(frozen=True)
@@ -149,8 +143,9 @@ def export(
     holds it). On any error no file is left at ``out`` and the store is unchanged.
 
     The rows are built and written ``batch_size`` episodes at a time (dpo: whole tasks, about
-    ``batch_size`` graded turns): memory is bounded by the batch; the file and its lineage are the
-    same whatever the batch size.
+    ``batch_size`` episodes), the run is selected chunk by chunk and DuckDB's memory is capped
+    while the export runs: memory is bounded by the batch, not the run. The file and its lineage
+    are the same whatever the batch size.
 
     ``export_id`` is derived from the run, the selection, the format, the trajectory, the output
     path and the file's sha256, so repeating an identical export records it once.
@@ -160,37 +155,45 @@ def export(
     _check_request(format, trajectory, min_value, out_path, batch_size)
     con = connect(store, read_only=False, create=False)
     try:
-        run_id = resolve_run(con, run, store)
-        check_signal(con, run_id, run, select)
-        dom_filter = check_domains(con, run_id, run, domains)
-        staged = stage_selection(con, format, run_id, select, min_value, dom_filter, batch_size)
-        if staged.accepted_episodes == 0:
-            how = f"passed {select!r}" if min_value is None else f"had {select!r} >= {min_value:g}"
-            where = f" in domains {', '.join(dom_filter)}" if dom_filter else ""
-            raise NothingToExport(f"nothing to export: no ok episode of run {run!r}{where} {how}")
-        return _stream(con, out_path, format, trajectory, staged, {
-            "run_id": run_id, "signal": select, "min_value": min_value, "domain_filter": dom_filter,
-        })
+        with staging.memory_budget(con, staging.DUCKDB_MEMORY_MIB):
+            return _export(con, store, run, select, min_value, domains, format, out_path, trajectory, batch_size)
     finally:
         con.close()
 
 
-def _stream(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, trajectory: str, staged: Staged,
-            sel: dict[str, Any]) -> ExportResult:
-    """In one transaction: build, de-duplicate and write the rows batch by batch to ``out``'s
-    ``.tmp`` while staging their lineage, sync the file, record the export and rename the file."""
+def _export(con: duckdb.DuckDBPyConnection, store: Path, run: str, select: str, min_value: float | None,
+            domains: Sequence[str] | None, fmt: str, out: Path, trajectory: str, batch_size: int) -> ExportResult:
+    """:func:`export` on the open store."""
+    run_id = resolve_run(con, run, store)
+    check_signal(con, run_id, run, select, staging.CHUNK_EPISODES)
+    dom_filter = check_domains(con, run_id, run, domains)
+    selection = Selection(con, fmt, run_id, select, min_value, dom_filter, batch_size)
+    how = f"passed {select!r}" if min_value is None else f"had {select!r} >= {min_value:g}"
+    where = f" in domains {', '.join(dom_filter)}" if dom_filter else ""
+    nothing = f"nothing to export: no ok episode of run {run!r}{where} {how}"
+    return _stream(con, out, fmt, trajectory, selection, nothing, {
+        "run_id": run_id, "signal": select, "min_value": min_value, "domain_filter": dom_filter,
+    })
+
+
+def _stream(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, trajectory: str, selection: Selection,
+            nothing: str, sel: dict[str, Any]) -> ExportResult:
+    """Build, de-duplicate and write the rows batch by batch to ``out``'s ``.tmp`` while staging
+    their lineage (temp tables, outside any transaction: replaced chunks are freed at once), sync
+    the file, then in one transaction record the export and its items and rename the file.
+    :class:`NothingToExport` if no row (message ``nothing`` when no episode was accepted)."""
     path = out.resolve()
     tmp = path.with_name(path.name + ".tmp")
-    schema = parquet_schema(staged_signals(con)) if fmt == "parquet" else None
+    schema = parquet_schema(selection.signals()) if fmt == "parquet" else None
     builder = RowBuilder(con, fmt, trajectory, schema)
     seen: set[bytes] = set()  # sha256 of every sft/dpo line written (parquet: de-duplicated in SQL)
-    dups, skipped, domains = staged.duplicates, 0, set()
+    dups, skipped, domains = 0, 0, set()
+    lineage = Lineage(con)
     renamed = False
     try:
-        with transaction(con), FileWriter(tmp, fmt, schema) as writer:
-            lineage = Lineage(con)
-            for b in range(staged.batches):
-                built = builder.build(staged_batch(con, b))
+        with FileWriter(tmp, fmt, schema) as writer:
+            for graded in selection.batches():
+                built = builder.build(graded)
                 skipped += built.skipped_tool_episodes
                 kept = []
                 for r in built.rows:
@@ -204,22 +207,26 @@ def _stream(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, trajectory: str
                     domains.update(g.domain for _, g in r.parts if g.domain is not None)
                 writer.write(r for r, _ in kept)
                 lineage.add(kept)
+            dups += selection.duplicates
+            if selection.accepted_episodes == 0:
+                raise NothingToExport(nothing)
             if lineage.rows == 0:
                 why = ("no task has both an accepted and a rejected answer" if fmt == "dpo"
                        else "every accepted episode used tools whose schemas cannot be rebuilt")
                 tools = f" ({skipped} tool-using episode(s) skipped)" if skipped else ""
                 raise NothingToExport(f"nothing to export as {fmt}: {why}{tools}")
             sha = writer.finish()
-            options = {"trajectory": trajectory} if fmt == "sft" else {}
-            export_id = "x-" + sha256_text(canonical_json({
-                **sel, "format": fmt, "options": options, "path": str(path), "sha256": sha}))[:12]
-            record = {
-                "export_id": export_id, "run_id": sel["run_id"], "signal": sel["signal"], "min_value": sel["min_value"],
-                "domain_filter": None if sel["domain_filter"] is None else json.dumps(sel["domain_filter"]),
-                "domains": json.dumps(sorted(domains)), "format": fmt, "path": str(path), "rows": lineage.rows,
-                "sha256": sha, "options": json.dumps({**options, "duplicates_dropped": dups, "tool_episodes_skipped": skipped}),
-                "created_at": utcnow(), "agentsynth_version": __version__,
-            }
+        options = {"trajectory": trajectory} if fmt == "sft" else {}
+        export_id = "x-" + sha256_text(canonical_json({
+            **sel, "format": fmt, "options": options, "path": str(path), "sha256": sha}))[:12]
+        record = {
+            "export_id": export_id, "run_id": sel["run_id"], "signal": sel["signal"], "min_value": sel["min_value"],
+            "domain_filter": None if sel["domain_filter"] is None else json.dumps(sel["domain_filter"]),
+            "domains": json.dumps(sorted(domains)), "format": fmt, "path": str(path), "rows": lineage.rows,
+            "sha256": sha, "options": json.dumps({**options, "duplicates_dropped": dups, "tool_episodes_skipped": skipped}),
+            "created_at": utcnow(), "agentsynth_version": __version__,
+        }
+        with transaction(con):
             new = lineage.record(export_id, record)
             os.replace(tmp, path)  # last in the transaction: a failed insert leaves no file
             renamed = True

@@ -1,8 +1,8 @@
 """Writing an export's output incrementally: the rows to a temporary file (JSONL lines, or Parquet
 row groups through a ``pyarrow`` ``ParquetWriter``), and the lineage rows (``export_items``, with
 each row's content hash) staged batch by batch in a temp table, then recorded with the
-``exports`` row inside the caller's transaction once the file's hash, and so the export id, is
-known. The orchestration (temp file, transaction, rename) is :func:`agentsynth.exports.export`'s.
+``exports`` row inside the caller's transaction (the one that renames the file) once the file's
+hash, and so the export id, is known. The orchestration (temp file, transaction, rename) is :func:`agentsynth.exports.export`'s.
 
 What a file holds does not depend on the batches it was written in: lines are lines, and Parquet
 row groups always hold ``ROW_GROUP_ROWS`` rows (the last one fewer), so the same rows give the
@@ -51,7 +51,8 @@ class FileWriter:
     def __init__(self, tmp: Path, fmt: str, schema: pa.Schema | None = None) -> None:
         self._tmp = tmp
         self._schema = schema
-        self._pending: list[dict[str, Any]] = []  # parquet rows not yet in a row group
+        self._pending: list[pa.Table] = []  # parquet rows not yet in a row group, as Arrow (compact)
+        self._pending_rows = 0
         self._parquet: pq.ParquetWriter | None = None
         self._lines: IO[str] | None = None
         if fmt == "parquet":
@@ -66,19 +67,27 @@ class FileWriter:
         if self._lines is not None:
             self._lines.writelines(r.text + "\n" for r in rows)
             return
-        self._pending.extend(r.data for r in rows)
-        while len(self._pending) >= ROW_GROUP_ROWS:
+        table = pa.Table.from_pylist([r.data for r in rows], schema=self._schema)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= ROW_GROUP_ROWS:
             self._row_group(ROW_GROUP_ROWS)
 
     def _row_group(self, n: int) -> None:
+        """Write the first ``n`` pending rows as one row group (contiguous, so the bytes do not
+        depend on how the rows were batched)."""
         assert self._parquet is not None
-        group, self._pending = self._pending[:n], self._pending[n:]
-        self._parquet.write_table(pa.Table.from_pylist(group, schema=self._schema), row_group_size=n)
+        pending = pa.concat_tables(self._pending)
+        self._parquet.write_table(pending.slice(0, n).combine_chunks(), row_group_size=n)
+        rest = pending.slice(n).combine_chunks()  # a copy: the written rows' buffers go now
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+        del pending
+        pa.default_memory_pool().release_unused()  # else Arrow's allocator keeps each group's peak
 
     def finish(self) -> str:
         """Write what is pending, close the file (Parquet: its footer) and sync it; the sha256 of its bytes."""
-        if self._pending:
-            self._row_group(len(self._pending))
+        if self._pending_rows:
+            self._row_group(self._pending_rows)
         self.close()
         h = hashlib.sha256()
         with open(self._tmp, "rb+") as f:
@@ -111,9 +120,9 @@ _ITEM_COLUMNS = [
 
 class Lineage:
     """The ``export_items`` rows of an export, staged batch by batch in the temp table
-    ``_export_items_staged`` (item numbers continue across batches) until :meth:`record` inserts
-    them, under the export id, with the ``exports`` row. Create it inside the transaction that
-    records the export, so a rollback drops the staging table too."""
+    ``_export_items_staged`` (item numbers continue across batches; a temp table is not the
+    store, and it goes with the connection) until :meth:`record` inserts them, under the export
+    id, with the ``exports`` row, in the transaction that renames the file."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
