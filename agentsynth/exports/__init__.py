@@ -26,19 +26,20 @@ answer key). The file is written to ``PATH.tmp``, synced and renamed, and in the
 transaction one ``exports`` row and one ``export_items`` row per file row (dpo: a ``chosen`` and
 a ``rejected`` row) are recorded, each with the sha256 of the row's canonical JSON.
 
-Exports stream: DuckDB selects the turns (graded, first accepted, parquet's duplicates) into a
-temp table, and the rows are built, de-duplicated, written and their lineage staged one batch of
-``batch_size`` episodes (dpo: whole tasks, about ``batch_size`` turns) at a time, so memory is
-bounded by the batch, not by the run. sft/dpo duplicates are found by the sha256 of the line (a
-set of 32-byte digests: exact, and ~100 bytes per row written); the file does not depend on the
-batch size.
+Exports stream: DuckDB selects the turns (graded, each episode's first accepted turn, parquet's
+duplicates) chunk by chunk of the run into a temp table (:mod:`.staging`), and the rows are built,
+de-duplicated and written, and their lineage staged, one batch of ``batch_size`` episodes (dpo:
+whole tasks) at a time, with DuckDB held to a fixed memory budget; so memory is bounded by the
+batch, not by the run. sft/dpo duplicates are found by the sha256 of the line (a set of 32-byte
+digests: exact, ~100 bytes per row written); the file does not depend on the batch size.
 
-Modules: :mod:`.selection` reads what the export selects (run, signal, domains, the staged
-selection, messages); :mod:`.chat` builds OpenAI / TRL chat messages; :mod:`.formats` turns a
-batch of selected turns into sft / dpo / parquet rows; :mod:`.writing` writes the file and stages
-and records the lineage rows; :mod:`.errors` holds the two errors. This module holds the public
-API and :func:`export`, which checks the request, stages the selection, streams the rows to the
-file and records its lineage in one transaction.
+Modules: :mod:`.selection` reads what the export selects (run, signal, domains, chunks of the
+run, messages); :mod:`.staging` stages it in SQL and hands it out in batches; :mod:`.chat` builds
+OpenAI / TRL chat messages; :mod:`.formats` turns a batch of selected turns into sft / dpo /
+parquet rows; :mod:`.writing` writes the file and stages and records the lineage rows;
+:mod:`.errors` holds the two errors. This module holds the public API and :func:`export`, which
+checks the request, streams the rows to the file, and records its lineage and renames the file
+in one transaction.
 """
 
 from __future__ import annotations

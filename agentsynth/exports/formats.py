@@ -210,11 +210,13 @@ def _build_parquet(con: duckdb.DuckDBPyConnection, graded: list[Graded], schema:
     episodes = {r[0]: r for r in with_ids(con, ids, """
         SELECT e.episode_id, e.run_id, e.task_id, e.env_id, e.domain, e.feedback, e.sample, e.turns, e.reward,
                e.passed_first, e.passed_last, t.prompt, t.answer
-        FROM episodes e LEFT JOIN tasks t USING (task_id) WHERE e.episode_id IN (SELECT episode_id FROM _export_ids)""")}
+        FROM episodes e LEFT JOIN tasks t USING (task_id)
+        WHERE e.episode_id BETWEEN $lo AND $hi AND e.episode_id IN (SELECT episode_id FROM _export_ids)""")}
     signals: dict[tuple[str, int], dict[str, tuple[float | None, bool | None]]] = defaultdict(dict)
     for eid, turn, name, value, passed in with_ids(con, ids, """
             SELECT episode_id, turn, name, max(value), bool_or(passed) FROM signals
-            WHERE episode_id IN (SELECT episode_id FROM _export_ids) GROUP BY ALL"""):
+            WHERE episode_id BETWEEN $lo AND $hi AND episode_id IN (SELECT episode_id FROM _export_ids)
+            GROUP BY ALL"""):
         signals[(eid, turn)][name] = (value, passed)
     msgs = load_messages(con, ids)
     built = Built([])

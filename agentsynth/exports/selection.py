@@ -125,10 +125,14 @@ def first_accepted(graded: Iterable[Graded]) -> list[Graded]:
 
 
 def with_ids(con: duckdb.DuckDBPyConnection, ids: Iterable[str], sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with the episode ids registered as the table ``_export_ids(episode_id)``."""
-    con.register("_export_ids", pa.table({"episode_id": pa.array(sorted(set(ids)), pa.string())}))
+    """Run ``sql`` with the episode ids registered as the table ``_export_ids(episode_id)`` and
+    their least and greatest as ``$lo`` and ``$hi``: a batch's ids are contiguous in episode_id
+    order (sft, parquet), so ``episode_id BETWEEN $lo AND $hi`` lets a scan skip most rows before
+    it joins ``_export_ids``."""
+    ordered = sorted(set(ids))
+    con.register("_export_ids", pa.table({"episode_id": pa.array(ordered, pa.string())}))
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, {"lo": ordered[0] if ordered else "", "hi": ordered[-1] if ordered else ""}).fetchall()
     finally:
         con.unregister("_export_ids")
 
@@ -138,7 +142,8 @@ def load_messages(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[st
     rows = with_ids(con, ids, """
         SELECT episode_id, list(struct_pack(turn := turn, role := role, content := content, tool_calls := tool_calls,
                                             tool_call_id := tool_call_id, answer := answer) ORDER BY position)
-        FROM messages WHERE episode_id IN (SELECT episode_id FROM _export_ids) GROUP BY 1""")
+        FROM messages WHERE episode_id BETWEEN $lo AND $hi AND episode_id IN (SELECT episode_id FROM _export_ids)
+        GROUP BY 1""")
     return {eid: msgs for eid, msgs in rows}
 
 
