@@ -60,10 +60,12 @@ def memory_budget(con: duckdb.DuckDBPyConnection, mib: int) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
-            con.execute("RESET memory_limit" if default else f"SET memory_limit = '{old}'")
-        except duckdb.Error:
-            pass  # the connection is failing anyway; the limit goes with it
+        for restore in ([] if default else [f"SET memory_limit = '{old}'"]) + ["RESET memory_limit"]:
+            try:
+                con.execute(restore)
+                break
+            except duckdb.Error:
+                continue  # not a value DuckDB takes back, or a failing connection (the limit goes with it)
 
 
 # The turns of the chunk's ok episodes the signal graded, one row per (episode, turn) (a grader
