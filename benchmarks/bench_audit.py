@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from _rss import rss_mb
+from _rss import peak_rss_mb, rss_mb
 
 TARGET_S = 5.0
 TARGET_MB = 1024.0
@@ -226,22 +226,6 @@ def _check_answers(con: Any) -> None:
 
 # ---- the audit, in a child process ------------------------------------------------------------
 
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process: ``VmHWM`` (Linux), else ``ru_maxrss``. On Linux ``ru_maxrss``
-    would not do: it keeps the parent's RSS at the time of the fork (the parent built the store)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 2**20 if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
-
-
 def child(store: str, bootstrap: int) -> None:
     """Audit ``store`` once; print JSON: seconds, phases, peak and floor RSS, rows written."""
     import agentsynth.analysis.audit as audit_mod
@@ -270,7 +254,7 @@ def child(store: str, bootstrap: int) -> None:
     res = audit_mod.audit(store, bootstrap=bootstrap, seed=0)
     secs = time.perf_counter() - t0
     phases["compute"] = secs - phases["open"] - phases["load"] - phases["save"]
-    print(json.dumps({"seconds": secs, "phases": phases, "peak_rss_mb": _peak_rss_mb(), "floor_rss_mb": floor,
+    print(json.dumps({"seconds": secs, "phases": phases, "peak_rss_mb": peak_rss_mb(), "floor_rss_mb": floor,
                       "rows": len(res.rows), "signals": len(res.labels), "channels": len(res.channel_signal)}),
           flush=True)
 

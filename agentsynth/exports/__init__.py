@@ -26,12 +26,20 @@ answer key). The file is written to ``PATH.tmp``, synced and renamed, and in the
 transaction one ``exports`` row and one ``export_items`` row per file row (dpo: a ``chosen`` and
 a ``rejected`` row) are recorded, each with the sha256 of the row's canonical JSON.
 
-Modules: :mod:`.selection` reads what the export selects (run, signal, domains, graded turns,
-messages); :mod:`.chat` builds OpenAI / TRL chat messages; :mod:`.formats` turns the selected
-turns into sft / dpo / parquet rows; :mod:`.writing` writes the file and the lineage rows;
+Exports stream: DuckDB selects the turns (graded, each episode's first accepted turn, parquet's
+duplicates) chunk by chunk of the run into a temp table (:mod:`.staging`), and the rows are built,
+de-duplicated and written, and their lineage staged, one batch of ``batch_size`` episodes (dpo:
+whole tasks) at a time, with DuckDB held to a fixed memory budget; so memory is bounded by the
+batch, not by the run. sft/dpo duplicates are found by the sha256 of the line (a set of 32-byte
+digests: exact, ~100 bytes per row written); the file does not depend on the batch size.
+
+Modules: :mod:`.selection` reads what the export selects (run, signal, domains, chunks of the
+run, messages); :mod:`.staging` stages it in SQL and hands it out in batches; :mod:`.chat` builds
+OpenAI / TRL chat messages; :mod:`.formats` turns a batch of selected turns into sft / dpo /
+parquet rows; :mod:`.writing` writes the file and stages and records the lineage rows;
 :mod:`.errors` holds the two errors. This module holds the public API and :func:`export`, which
-checks the request, builds and de-duplicates the rows, writes the file atomically and records
-its lineage in one transaction.
+checks the request, streams the rows to the file, and records its lineage and renames the file
+in one transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,22 +58,24 @@ from .._version import __version__
 from ..store.clock import utcnow
 from ..store.connection import connect
 from ..store.transaction import transaction
+from . import staging
 from .chat import chat_message, sft_messages
 from .errors import ExportError, NothingToExport
 from .formats import (
     FORMATS,
-    Row,
-    build_rows,
+    RowBuilder,
     canonical_json,
-    dedup_key,
-    fill_parquet,
+    parquet_schema,
+    row_digest,
     sha256_text,
 )
 from .formats import line_json as line_json
-from .selection import check_domains, check_signal, graded_turns, resolve_run
-from .writing import fsync_dir, record_lineage, write_tmp
+from .selection import check_domains, check_signal, resolve_run
+from .staging import Selection
+from .writing import FileWriter, Lineage, fsync_dir
 
 TRAJECTORIES = ("final", "full", "reference")
+BATCH_SIZE = 2_000  # episodes built per batch (dpo: whole tasks, about as many episodes)
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class ExportResult:
 # ---- checking the request ------------------------------------------------------------------
 
 
-def _check_request(fmt: str, trajectory: str, min_value: float | None, out: Path) -> None:
+def _check_request(fmt: str, trajectory: str, min_value: float | None, out: Path, batch_size: int) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if trajectory not in TRAJECTORIES:
@@ -103,22 +113,12 @@ def _check_request(fmt: str, trajectory: str, min_value: float | None, out: Path
         raise ExportError("--trajectory applies to --format sft only")
     if min_value is not None and not math.isfinite(min_value):
         raise ExportError(f"--min must be a finite number, got {min_value}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ExportError(f"batch_size must be a positive integer, got {batch_size!r}")
     if out.is_dir():
         raise ExportError(f"--out {out} is a directory; give a file path")
     if not out.parent.is_dir():
         raise ExportError(f"output directory {out.parent} does not exist")
-
-
-def _dedup(rows: list[Row], key: Callable[[Row], Any]) -> tuple[list[Row], int]:
-    """The rows with the first of each ``key`` kept, and how many were dropped."""
-    seen: set[Any] = set()
-    out = []
-    for r in rows:
-        k = key(r)
-        if k not in seen:
-            seen.add(k)
-            out.append(r)
-    return out, len(rows) - len(out)
 
 
 # ---- the export ---------------------------------------------------------------------------
@@ -134,6 +134,7 @@ def export(
     format: str,
     out: str | Path,
     trajectory: str = "final",
+    batch_size: int = BATCH_SIZE,
 ) -> ExportResult:
     """Export run ``run``'s episodes accepted by signal ``select`` to ``out`` and record lineage.
 
@@ -142,58 +143,92 @@ def export(
     :class:`~agentsynth.store.StoreError` when the store cannot be opened (e.g. a running writer
     holds it). On any error no file is left at ``out`` and the store is unchanged.
 
+    The rows are built and written ``batch_size`` episodes at a time (dpo: whole tasks, about
+    ``batch_size`` episodes), the run is selected chunk by chunk and DuckDB's memory is capped
+    while the export runs: memory is bounded by the batch, not the run. The file and its lineage
+    are the same whatever the batch size.
+
     ``export_id`` is derived from the run, the selection, the format, the trajectory, the output
     path and the file's sha256, so repeating an identical export records it once.
     """
     store = Path(store_path)
     out_path = Path(out)
-    _check_request(format, trajectory, min_value, out_path)
+    _check_request(format, trajectory, min_value, out_path, batch_size)
     con = connect(store, read_only=False, create=False)
     try:
-        run_id = resolve_run(con, run, store)
-        check_signal(con, run_id, run, select)
-        dom_filter = check_domains(con, run_id, run, domains)
-        graded = graded_turns(con, run_id, select, min_value, dom_filter)
-        how = f"passed {select!r}" if min_value is None else f"had {select!r} >= {min_value:g}"
-        where = f" in domains {', '.join(dom_filter)}" if dom_filter else ""
-        if not any(g.accepted for g in graded):
-            raise NothingToExport(f"nothing to export: no ok episode of run {run!r}{where} {how}")
-        built = build_rows(con, format, graded, trajectory)
-        rows, dups = _dedup(built.rows, dedup_key(format))
-        if not rows:
-            why = ("no task has both an accepted and a rejected answer" if format == "dpo"
-                   else "every accepted episode used tools whose schemas cannot be rebuilt")
-            tools = f" ({built.skipped_tool_episodes} tool-using episode(s) skipped)" if built.skipped_tool_episodes else ""
-            raise NothingToExport(f"nothing to export as {format}: {why}{tools}")
-        return _write_and_record(con, out_path, format, trajectory, rows, dups, built.skipped_tool_episodes, {
-            "run_id": run_id, "signal": select, "min_value": min_value, "domain_filter": dom_filter,
-        })
+        with staging.memory_budget(con, staging.DUCKDB_MEMORY_MIB):
+            return _export(con, store, run, select, min_value, domains, format, out_path, trajectory, batch_size)
     finally:
         con.close()
 
 
-def _write_and_record(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, trajectory: str, rows: list[Row],
-                      dups: int, skipped_tools: int, sel: dict[str, Any]) -> ExportResult:
-    """Write ``out`` atomically (``.tmp``, sync, rename) and record its lineage in one transaction."""
+def _export(con: duckdb.DuckDBPyConnection, store: Path, run: str, select: str, min_value: float | None,
+            domains: Sequence[str] | None, fmt: str, out: Path, trajectory: str, batch_size: int) -> ExportResult:
+    """:func:`export` on the open store."""
+    run_id = resolve_run(con, run, store)
+    check_signal(con, run_id, run, select, staging.CHUNK_EPISODES)
+    dom_filter = check_domains(con, run_id, run, domains)
+    selection = Selection(con, fmt, run_id, select, min_value, dom_filter, batch_size)
+    how = f"passed {select!r}" if min_value is None else f"had {select!r} >= {min_value:g}"
+    where = f" in domains {', '.join(dom_filter)}" if dom_filter else ""
+    nothing = f"nothing to export: no ok episode of run {run!r}{where} {how}"
+    return _stream(con, out, fmt, trajectory, selection, nothing, {
+        "run_id": run_id, "signal": select, "min_value": min_value, "domain_filter": dom_filter,
+    })
+
+
+def _stream(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, trajectory: str, selection: Selection,
+            nothing: str, sel: dict[str, Any]) -> ExportResult:
+    """Build, de-duplicate and write the rows batch by batch to ``out``'s ``.tmp`` while staging
+    their lineage (temp tables, outside any transaction: replaced chunks are freed at once), sync
+    the file, then in one transaction record the export and its items and rename the file.
+    :class:`NothingToExport` if no row (message ``nothing`` when no episode was accepted)."""
     path = out.resolve()
     tmp = path.with_name(path.name + ".tmp")
+    schema = parquet_schema(selection.signals()) if fmt == "parquet" else None
+    builder = RowBuilder(con, fmt, trajectory, schema)
+    seen: set[bytes] = set()  # sha256 of every sft/dpo line written (parquet: de-duplicated in SQL)
+    dups, skipped, domains = 0, 0, set()
+    lineage = Lineage(con)
     renamed = False
     try:
-        schema = fill_parquet(rows) if fmt == "parquet" else None
-        digest = write_tmp(tmp, fmt, rows, schema)
+        with FileWriter(tmp, fmt, schema) as writer:
+            for graded in selection.batches():
+                built = builder.build(graded)
+                skipped += built.skipped_tool_episodes
+                kept = []
+                for r in built.rows:
+                    digest = row_digest(r)
+                    if fmt != "parquet":
+                        if digest in seen:
+                            dups += 1
+                            continue
+                        seen.add(digest)
+                    kept.append((r, digest.hex()))
+                    domains.update(g.domain for _, g in r.parts if g.domain is not None)
+                writer.write(r for r, _ in kept)
+                lineage.add(kept)
+            dups += selection.duplicates
+            if selection.accepted_episodes == 0:
+                raise NothingToExport(nothing)
+            if lineage.rows == 0:
+                why = ("no task has both an accepted and a rejected answer" if fmt == "dpo"
+                       else "every accepted episode used tools whose schemas cannot be rebuilt")
+                tools = f" ({skipped} tool-using episode(s) skipped)" if skipped else ""
+                raise NothingToExport(f"nothing to export as {fmt}: {why}{tools}")
+            sha = writer.finish()
         options = {"trajectory": trajectory} if fmt == "sft" else {}
         export_id = "x-" + sha256_text(canonical_json({
-            **sel, "format": fmt, "options": options, "path": str(path), "sha256": digest}))[:12]
-        domains = sorted({g.domain for r in rows for _, g in r.parts if g.domain is not None})
+            **sel, "format": fmt, "options": options, "path": str(path), "sha256": sha}))[:12]
         record = {
             "export_id": export_id, "run_id": sel["run_id"], "signal": sel["signal"], "min_value": sel["min_value"],
             "domain_filter": None if sel["domain_filter"] is None else json.dumps(sel["domain_filter"]),
-            "domains": json.dumps(domains), "format": fmt, "path": str(path), "rows": len(rows), "sha256": digest,
-            "options": json.dumps({**options, "duplicates_dropped": dups, "tool_episodes_skipped": skipped_tools}),
+            "domains": json.dumps(sorted(domains)), "format": fmt, "path": str(path), "rows": lineage.rows,
+            "sha256": sha, "options": json.dumps({**options, "duplicates_dropped": dups, "tool_episodes_skipped": skipped}),
             "created_at": utcnow(), "agentsynth_version": __version__,
         }
         with transaction(con):
-            new = record_lineage(con, export_id, record, rows)
+            new = lineage.record(export_id, record)
             os.replace(tmp, path)  # last in the transaction: a failed insert leaves no file
             renamed = True
         fsync_dir(path.parent)
@@ -202,7 +237,10 @@ def _write_and_record(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, traje
         if renamed:  # the commit itself failed after the rename: do not leave an unrecorded file
             path.unlink(missing_ok=True)
         raise
-    return ExportResult(export_id, path, len(rows), digest, domains, dups, fmt, skipped_tools, already_recorded=not new)
+    finally:
+        builder.close()
+    return ExportResult(export_id, path, lineage.rows, sha, sorted(domains), dups, fmt, skipped,
+                        already_recorded=not new)
 
 
 # line_json and sha256_text stay importable from here but, as before the split, are not in __all__.

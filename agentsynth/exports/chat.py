@@ -78,17 +78,16 @@ class ReferenceReplies:
     """The environment's reference reply to a stored task (:meth:`~agentsynth.env.TextEnv.reference_reply`),
     for the ``reference`` trajectory; environments are built once per (env_id, env_config)."""
 
-    def __init__(self, tasks: dict[str, Any]) -> None:
-        self._tasks = tasks  # task_id -> Task
+    def __init__(self) -> None:
         self._envs: dict[tuple[str, str | None], Any] = {}
 
-    def __call__(self, env_id: str, env_config: str | None, task_id: str) -> str:
+    def __call__(self, env_id: str, env_config: str | None, task: Any) -> str:
         from ..registry import resolve
 
         key = (env_id, env_config)
         if key not in self._envs:
             self._envs[key] = resolve(env_id).cls(**json.loads(env_config or "{}"))
-        return self._envs[key].reference_reply(self._tasks[task_id])
+        return self._envs[key].reference_reply(task)
 
     def close(self) -> None:
         """Close the environments built."""

@@ -9,9 +9,14 @@ and hash forms of a row and what makes two rows the same.
 - ``parquet``: one row per first accepted turn: episode columns, prompt, reference, reply, answer
   key, and ``<signal>_value`` / ``<signal>_passed`` for every signal at that turn.
 
+Rows are built one batch of graded turns at a time (:class:`RowBuilder`); what a builder keeps
+across batches is the environments it built (tool schemas, reference replies). A batch holds whole
+episodes (sft, parquet) or whole tasks (dpo), so building batch by batch writes the same rows in the
+same order as building all at once.
+
 Public (re-exported by ``agentsynth.exports``): :func:`line_json`, :func:`canonical_json`,
 :func:`sha256_text`. Package-internal API: ``FORMATS``, :class:`Row`, :class:`Built`,
-:func:`build_rows`, :func:`dedup_key`, :func:`fill_parquet`.
+:class:`RowBuilder`, :func:`parquet_schema`, :func:`row_digest`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +61,13 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def row_digest(row: Row) -> bytes:
+    """The sha256 of a row's text (hex: its ``export_items.content_hash``). For sft and dpo it is
+    also what makes two rows the same: identical lines, identical digests (parquet rows are
+    de-duplicated in SQL, by task and answer key: see :func:`.selection.stage_selection`)."""
+    return hashlib.sha256(row.text.encode()).digest()
+
+
 @dataclass
 class Row:
     """One file row: its canonical JSON text and the (part, graded turn) it holds."""
@@ -73,28 +85,39 @@ class Built:
     skipped_tool_episodes: int = 0
 
 
-def build_rows(con: duckdb.DuckDBPyConnection, fmt: str, graded: list[Graded], trajectory: str) -> Built:
-    """The rows of format ``fmt`` (one of ``FORMATS``) for the graded turns of the selection."""
-    if fmt == "sft":
-        return _build_sft(con, graded, trajectory)
-    if fmt == "dpo":
-        return _build_dpo(con, graded)
-    return _build_parquet(con, graded)
+class RowBuilder:
+    """Builds the rows of format ``fmt`` (one of ``FORMATS``) one batch of graded turns at a time
+    (sft and parquet: each episode's first accepted turn; dpo: every accepted or rejected turn of
+    whole tasks). Parquet rows get every column of ``schema``. :meth:`close` closes the
+    environments built for tool schemas and reference replies."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, fmt: str, trajectory: str, schema: pa.Schema | None = None) -> None:
+        if fmt == "parquet" and schema is None:
+            raise ValueError("parquet rows need the schema")
+        self._con, self._fmt, self._trajectory, self._schema = con, fmt, trajectory, schema
+        self._schemas = ToolSchemas()
+        self._replies = ReferenceReplies()
+
+    def build(self, graded: list[Graded]) -> Built:
+        """The rows of one batch, in file order."""
+        if self._fmt == "sft":
+            return _build_sft(self._con, graded, self._trajectory, self._schemas, self._replies)
+        if self._fmt == "dpo":
+            return _build_dpo(self._con, graded)
+        assert self._schema is not None
+        return _build_parquet(self._con, graded, self._schema)
+
+    def close(self) -> None:
+        """Close the environments built."""
+        self._replies.close()
 
 
-def dedup_key(fmt: str) -> Callable[[Row], Any]:
-    """What makes two rows of ``fmt`` the same: sft/dpo the same line; parquet the same task and answer key."""
-    if fmt == "parquet":
-        return lambda r: (r.data["task_id"], r.data["answer"])
-    return lambda r: r.text
-
-
-def _build_sft(con: duckdb.DuckDBPyConnection, graded: list[Graded], trajectory: str) -> Built:
+def _build_sft(con: duckdb.DuckDBPyConnection, graded: list[Graded], trajectory: str, schemas: ToolSchemas,
+               replies: ReferenceReplies) -> Built:
     accepted = first_accepted(graded)
     msgs = load_messages(con, (g.episode_id for g in accepted))
     if trajectory == "reference":
-        return _build_reference(con, accepted, msgs)
-    schemas = ToolSchemas()
+        return _build_reference(con, accepted, msgs, replies)
     built = Built([])
     for g in accepted:
         messages = sft_messages(msgs[g.episode_id], g.turn, trajectory)
@@ -109,7 +132,8 @@ def _build_sft(con: duckdb.DuckDBPyConnection, graded: list[Graded], trajectory:
     return built
 
 
-def _build_reference(con: duckdb.DuckDBPyConnection, accepted: list[Graded], msgs: dict[str, list[dict[str, Any]]]) -> Built:
+def _build_reference(con: duckdb.DuckDBPyConnection, accepted: list[Graded], msgs: dict[str, list[dict[str, Any]]],
+                     replies: ReferenceReplies) -> Built:
     """sft rows of the ``reference`` trajectory: each accepted episode's prompt with the
     environment's reference reply to its task in place of the model's answer (tool-using
     episodes are skipped: a reference reply holds no tool calls)."""
@@ -119,20 +143,16 @@ def _build_reference(con: duckdb.DuckDBPyConnection, accepted: list[Graded], msg
     tasks = {r[0]: Task(r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else {}) for r in con.execute(
         "SELECT task_id, env_id, domain, seed, prompt, answer, metadata FROM tasks WHERE list_contains(?, task_id)",
         [ids]).fetchall()}
-    replies = ReferenceReplies(tasks)
     built = Built([])
-    try:
-        for g in accepted:
-            m = msgs[g.episode_id]
-            if uses_tools(m):
-                built.skipped_tool_episodes += 1
-                continue
-            prompt = [chat_message(x) for x in m[:prompt_end(m)]]
-            reply = replies(g.env_id, g.env_config, g.task_id)
-            built.rows.append(Row(line_json({"messages": [*prompt, {"role": "assistant", "content": reply}]}),
-                                  [("example", g)]))
-    finally:
-        replies.close()
+    for g in accepted:
+        m = msgs[g.episode_id]
+        if uses_tools(m):
+            built.skipped_tool_episodes += 1
+            continue
+        prompt = [chat_message(x) for x in m[:prompt_end(m)]]
+        reply = replies(g.env_id, g.env_config, tasks[g.task_id])
+        built.rows.append(Row(line_json({"messages": [*prompt, {"role": "assistant", "content": reply}]}),
+                              [("example", g)]))
     return built
 
 
@@ -184,44 +204,36 @@ _EPISODE_COLUMNS = [
 ]
 
 
-def _build_parquet(con: duckdb.DuckDBPyConnection, graded: list[Graded]) -> Built:
+def _build_parquet(con: duckdb.DuckDBPyConnection, graded: list[Graded], schema: pa.Schema) -> Built:
     accepted = first_accepted(graded)
     ids = [g.episode_id for g in accepted]
     episodes = {r[0]: r for r in with_ids(con, ids, """
         SELECT e.episode_id, e.run_id, e.task_id, e.env_id, e.domain, e.feedback, e.sample, e.turns, e.reward,
                e.passed_first, e.passed_last, t.prompt, t.answer
-        FROM episodes e LEFT JOIN tasks t USING (task_id) WHERE e.episode_id IN (SELECT episode_id FROM _export_ids)""")}
+        FROM episodes e LEFT JOIN tasks t USING (task_id)
+        WHERE e.episode_id BETWEEN $lo AND $hi AND e.episode_id IN (SELECT episode_id FROM _export_ids)""")}
     signals: dict[tuple[str, int], dict[str, tuple[float | None, bool | None]]] = defaultdict(dict)
     for eid, turn, name, value, passed in with_ids(con, ids, """
             SELECT episode_id, turn, name, max(value), bool_or(passed) FROM signals
-            WHERE episode_id IN (SELECT episode_id FROM _export_ids) GROUP BY ALL"""):
+            WHERE episode_id BETWEEN $lo AND $hi AND episode_id IN (SELECT episode_id FROM _export_ids)
+            GROUP BY ALL"""):
         signals[(eid, turn)][name] = (value, passed)
     msgs = load_messages(con, ids)
     built = Built([])
     for g in accepted:
         e = episodes[g.episode_id]
         reply = msgs[g.episode_id][answer_index(msgs[g.episode_id], g.turn)]
-        data: dict[str, Any] = dict(zip(
-            [c for c, _ in _EPISODE_COLUMNS],
-            [*e[:11], g.turn, e[11], e[12], reply["content"] or "", reply["answer"]],
-        ))
-        for name, (value, passed) in sorted(signals[(g.episode_id, g.turn)].items()):
+        data: dict[str, Any] = dict.fromkeys(schema.names)
+        data.update(zip([c for c, _ in _EPISODE_COLUMNS],
+                        [*e[:11], g.turn, e[11], e[12], reply["content"] or "", reply["answer"]]))
+        for name, (value, passed) in signals[(g.episode_id, g.turn)].items():
             data[f"{name}_value"], data[f"{name}_passed"] = value, passed
-        built.rows.append(Row("", [("row", g)], data))  # text: once all columns are known
+        built.rows.append(Row(canonical_json(data), [("row", g)], data))
     return built
 
 
-def _parquet_schema(rows: list[Row]) -> pa.Schema:
-    """Episode columns, then ``<signal>_value`` / ``<signal>_passed`` for every signal in the rows."""
-    base = {c for c, _ in _EPISODE_COLUMNS}
-    names = sorted({k for r in rows for k in r.data} - base, key=lambda c: (c.rsplit("_", 1)[0], c.endswith("_passed")))
+def parquet_schema(signals: Iterable[str]) -> pa.Schema:
+    """Episode columns, then ``<signal>_value`` / ``<signal>_passed`` for each signal name."""
+    names = sorted({n for s in signals for n in (f"{s}_value", f"{s}_passed")},
+                   key=lambda c: (c.rsplit("_", 1)[0], c.endswith("_passed")))
     return pa.schema(_EPISODE_COLUMNS + [(c, pa.bool_() if c.endswith("_passed") else pa.float64()) for c in names])
-
-
-def fill_parquet(rows: list[Row]) -> pa.Schema:
-    """Give every row every column (None where its turn lacks a signal) and its canonical JSON."""
-    schema = _parquet_schema(rows)
-    for r in rows:
-        r.data = {c: r.data.get(c) for c in schema.names}
-        r.text = canonical_json(r.data)
-    return schema

@@ -5,17 +5,22 @@ An episode-turn is *accepted* when the selection signal graded it ``passed = tru
 ``min_value``, ``value >= min_value``) and *rejected* when it graded it ``passed = false`` (or
 ``value < min_value``). Only ``ok`` episodes count.
 
+Queries over the run go chunk by chunk (:func:`chunk_bounds`, :func:`in_chunk`; the staging of
+what is built is :mod:`.staging`'s), and messages are loaded for one batch of episodes at a time,
+so nothing here holds anything the size of the run.
+
 Package-internal API (used by the other modules of ``agentsynth.exports``; not public):
-:class:`Graded`, :func:`resolve_run`, :func:`check_signal`, :func:`check_domains`,
-:func:`graded_turns`, :func:`first_accepted`, :func:`with_ids`, :func:`load_messages`, and the
-helpers that locate parts of a loaded conversation: :func:`answer_index`, :func:`prompt_end`,
-:func:`uses_tools`.
+:class:`Graded`, ``Bounds``, :func:`resolve_run`, :func:`chunk_bounds`, :func:`in_chunk`,
+:func:`check_signal`, :func:`check_domains`, :func:`first_accepted`, :func:`with_ids`,
+:func:`load_messages`, and the helpers that locate parts of a loaded conversation:
+:func:`answer_index`, :func:`prompt_end`, :func:`uses_tools`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,9 @@ import pyarrow as pa
 
 from ..store.connection import StoreError
 from .errors import ExportError
+
+Bounds = tuple[str | None, str | None]  # a chunk [lo, hi) of episode_id or task_id; None: open end
+_SAMPLE = 4096  # ids sampled to place the chunk bounds
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,40 @@ def resolve_run(con: duckdb.DuckDBPyConnection, run: str, store: Path) -> str:
     return row[0]
 
 
-def check_signal(con: duckdb.DuckDBPyConnection, run_id: str, run: str, signal: str) -> None:
-    """:class:`ExportError` unless some episode of the run has a signal named ``signal``."""
-    names = [r[0] for r in con.execute(
-        "SELECT DISTINCT s.name FROM signals s JOIN episodes e USING (episode_id) WHERE e.run_id = ? ORDER BY 1",
-        [run_id]).fetchall()]
-    if signal not in names:
-        raise ExportError(f"run {run!r} has no signal {signal!r}; its signals: {', '.join(names) or '(none)'}")
+def chunk_bounds(con: duckdb.DuckDBPyConnection, run_id: str, column: str, size: int) -> list[Bounds]:
+    """Ranges ``[lo, hi)`` of the run's episodes' ``column`` (``episode_id`` or ``task_id``) that
+    split the run into chunks of about ``size`` episodes, in order (``None``: open end). The cuts
+    come from a fixed-size reservoir sample: bounded memory whatever the run; they decide how much
+    each query holds, never what it selects."""
+    (n,), = con.execute("SELECT count(*) FROM episodes WHERE run_id = ?", [run_id]).fetchall()
+    k = -(-n // size)
+    if k <= 1:
+        return [(None, None)]
+    sample = sorted(r[0] for r in con.execute(
+        f"SELECT {column} FROM (SELECT {column} FROM episodes WHERE run_id = ? AND {column} IS NOT NULL) "
+        f"USING SAMPLE reservoir({_SAMPLE} ROWS) REPEATABLE (1)", [run_id]).fetchall())
+    cuts = sorted({sample[i * len(sample) // k] for i in range(1, k)} - {sample[0]}) if sample else []
+    edges: list[str | None] = [None, *cuts, None]
+    return list(pairwise(edges))
+
+
+def in_chunk(column: str) -> str:
+    """SQL: episode ``e``'s ``column`` lies in the chunk ``[$lo, $hi)`` (NULLs: in the last chunk)."""
+    return (f"(CASE WHEN e.{column} IS NULL THEN $hi::VARCHAR IS NULL ELSE ($lo::VARCHAR IS NULL OR e.{column} >= $lo::VARCHAR) "
+            f"AND ($hi::VARCHAR IS NULL OR e.{column} < $hi::VARCHAR) END)")
+
+
+def check_signal(con: duckdb.DuckDBPyConnection, run_id: str, run: str, signal: str, size: int) -> None:
+    """:class:`ExportError` unless some episode of the run has a signal named ``signal`` (looked for
+    chunk by chunk of about ``size`` episodes, so the query holds one chunk's episodes at most)."""
+    names: set[str] = set()
+    for lo, hi in chunk_bounds(con, run_id, "episode_id", size):
+        names.update(r[0] for r in con.execute(
+            f"SELECT DISTINCT s.name FROM signals s JOIN episodes e USING (episode_id) "
+            f"WHERE e.run_id = $run AND {in_chunk('episode_id')}", {"run": run_id, "lo": lo, "hi": hi}).fetchall())
+        if signal in names:
+            return
+    raise ExportError(f"run {run!r} has no signal {signal!r}; its signals: {', '.join(sorted(names)) or '(none)'}")
 
 
 def check_domains(con: duckdb.DuckDBPyConnection, run_id: str, run: str, domains: Sequence[str] | None) -> list[str] | None:
@@ -78,30 +113,6 @@ def check_domains(con: duckdb.DuckDBPyConnection, run_id: str, run: str, domains
 # ---- reading the store ---------------------------------------------------------------------
 
 
-def graded_turns(con: duckdb.DuckDBPyConnection, run_id: str, signal: str, min_value: float | None,
-                 domains: list[str] | None) -> list[Graded]:
-    """Every turn of the run's ok episodes the signal graded, by (episode_id, turn). A grader
-    recorded under several roles has the same outcome in each: one row per (episode, turn)."""
-    rows = con.execute(
-        """SELECT s.episode_id, s.turn, e.task_id, e.domain, e.env_id, e.env_config,
-                  max(s.value) AS value, bool_or(s.passed) AS passed
-           FROM signals s JOIN episodes e USING (episode_id)
-           WHERE e.run_id = ? AND e.status = 'ok' AND s.name = ?
-             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.domain))
-           GROUP BY ALL ORDER BY s.episode_id, s.turn""",
-        [run_id, signal, domains, domains],
-    ).fetchall()
-    out = []
-    for eid, turn, task_id, domain, env_id, env_config, value, passed in rows:
-        if min_value is None:
-            accepted, rejected = passed is True, passed is False
-        else:
-            accepted = value is not None and value >= min_value
-            rejected = value is not None and value < min_value
-        out.append(Graded(eid, turn, task_id, domain, env_id, env_config, accepted, rejected))
-    return out
-
-
 def first_accepted(graded: Iterable[Graded]) -> list[Graded]:
     """Each episode's first accepted turn, by episode_id."""
     seen: set[str] = set()
@@ -114,10 +125,14 @@ def first_accepted(graded: Iterable[Graded]) -> list[Graded]:
 
 
 def with_ids(con: duckdb.DuckDBPyConnection, ids: Iterable[str], sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with the episode ids registered as the table ``_export_ids(episode_id)``."""
-    con.register("_export_ids", pa.table({"episode_id": pa.array(sorted(set(ids)), pa.string())}))
+    """Run ``sql`` with the episode ids registered as the table ``_export_ids(episode_id)`` and
+    their least and greatest as ``$lo`` and ``$hi``: a batch's ids are contiguous in episode_id
+    order (sft, parquet), so ``episode_id BETWEEN $lo AND $hi`` lets a scan skip most rows before
+    it joins ``_export_ids``."""
+    ordered = sorted(set(ids))
+    con.register("_export_ids", pa.table({"episode_id": pa.array(ordered, pa.string())}))
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, {"lo": ordered[0] if ordered else "", "hi": ordered[-1] if ordered else ""}).fetchall()
     finally:
         con.unregister("_export_ids")
 
@@ -127,7 +142,8 @@ def load_messages(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[st
     rows = with_ids(con, ids, """
         SELECT episode_id, list(struct_pack(turn := turn, role := role, content := content, tool_calls := tool_calls,
                                             tool_call_id := tool_call_id, answer := answer) ORDER BY position)
-        FROM messages WHERE episode_id IN (SELECT episode_id FROM _export_ids) GROUP BY 1""")
+        FROM messages WHERE episode_id BETWEEN $lo AND $hi AND episode_id IN (SELECT episode_id FROM _export_ids)
+        GROUP BY 1""")
     return {eid: msgs for eid, msgs in rows}
 
 
