@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -25,6 +32,51 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
         [sys.executable, "-m", "agentsynth", *args], cwd=cwd or ROOT, env=e, capture_output=True,
         text=True, timeout=timeout, input=input,
     )
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    """A running `agentsynth serve`: its base URL (``…/v1``), port and process."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen[str]
+
+
+@contextlib.contextmanager
+def agentsynth_serve(*args: str, port: int | None = None, cwd: Path | None = None) -> Iterator[Served]:
+    """`agentsynth serve --port PORT ARGS` as a user starts it (on a free port unless given); ready
+    when it answers /v1/models; stopped with SIGINT (killed if it does not stop) afterwards."""
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "serve", "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, cwd=cwd or ROOT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "agentsynth serve exited"
+                assert time.monotonic() < deadline, "agentsynth serve did not start"
+                time.sleep(0.05)
+        yield Served(url, port, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def q(store: Path, sql: str, params: list | None = None) -> list[tuple]:

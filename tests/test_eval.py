@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import textwrap
 import urllib.request
 from pathlib import Path
 from statistics import NormalDist
 
 import pytest
-from conftest import cli, q, table_digest, write_spec
+from conftest import cli, free_port, q, table_digest, write_spec
 
 import agentsynth
 from agentsynth.evaluation import EvalError, evaluate
@@ -180,11 +179,6 @@ def test_the_generalization_view_shows_a_gain_in_domain_only(tmp_path: Path, sto
     assert units[12] < 0 < units[13]  # same skill in units: no difference claimed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.parametrize("args, code, message", [
     (("--envs", "arithmetic", "--trained-on", "x-000000000000"), 2, "needs --base-model"),
@@ -197,7 +191,7 @@ def test_bad_input_and_an_unreachable_endpoint_leave_the_store_unchanged(
     rows = evaluate(store, "sim", envs=["arithmetic"], tasks=5)
     assert len(rows) == 1
     before = table_digest(store)
-    port = str(_free_port())
+    port = str(free_port())
     r = cli("eval", "--model", "sim", "--tasks", "5", "--store", str(store), "-q", *(a.replace("{port}", port) for a in args))
     assert r.returncode == code, (r.stdout, r.stderr)
     assert r.stderr.startswith("error: ") and message.replace("{port}", port) in r.stderr, r.stderr

@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +35,7 @@ from agentsynth.run_report import RunStatus
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults, create_app
 
-from conftest import ROOT, cli, q, write_spec
+from conftest import ROOT, agentsynth_serve, cli, free_port, q, write_spec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,11 +51,6 @@ def stats(base_url: str) -> dict[str, int]:
     with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats") as r:
         return json.loads(r.read())
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def retried(stdout: str) -> dict[str, int]:
@@ -106,28 +99,6 @@ def malforming_server(rate: float, seed: int) -> Iterator[tuple[str, dict[str, i
         loop.close()
 
 
-@contextlib.contextmanager
-def agentsynth_serve(port: int, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`agentsynth serve --port PORT ARGS` as a user starts it; ready when it answers /v1/models."""
-    proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "serve", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "agentsynth serve exited"
-                time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def spec_text(name: str, store: Path, url: str, *, tasks: int, samples: int = 1, max_turns: int = 1,
@@ -194,14 +165,14 @@ def test_a_server_killed_mid_run_ends_the_run_failed_and_the_same_command_resume
     spec = write_spec(tmp_path / "dies.toml", spec_text("dies", store, url, tasks=planned, concurrency=8,
                                                         extra="unreachable_s = 2\ntimeout_s = 2"))
     command = ["run", str(spec), "-q"]
-    with agentsynth_serve(port, "--latency-ms", "40") as server:
+    with agentsynth_serve("--latency-ms", "40", port=port) as served:
         run = subprocess.Popen([sys.executable, "-m", "agentsynth", *command], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         while stats(f"http://127.0.0.1:{port}/v1")["ok"] < 40:  # let it get going, then kill the server
             assert run.poll() is None, run.communicate()
             time.sleep(0.01)
-        server.kill()
-        server.wait()
+        served.proc.kill()
+        served.proc.wait()
         out, err = run.communicate(timeout=120)
     assert run.returncode == 1, (out, err)
     lines = err.strip().splitlines()
@@ -214,7 +185,7 @@ def test_a_server_killed_mid_run_ends_the_run_failed_and_the_same_command_resume
     assert f"{planned - rows[0]:,} of {planned} episodes not run" in lines[0]
     assert q(store, "SELECT status, sessions FROM runs") == [("failed", 1)]
 
-    with agentsynth_serve(port):  # the endpoint is back: the same command resumes and completes
+    with agentsynth_serve(port=port):  # the endpoint is back: the same command resumes and completes
         again = cli(*command)
     assert again.returncode == 0, again.stderr
     assert q(store, "SELECT count(*), count(DISTINCT episode_id), count(*) FILTER (status = 'ok') FROM episodes") == [

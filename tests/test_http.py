@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +11,7 @@ import pytest
 from agentsynth.sim.process import running_server
 from agentsynth.sim.server import Faults
 
-from conftest import cli, q, write_spec
+from conftest import agentsynth_serve, cli, q, write_spec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -47,35 +41,11 @@ def spec_for(tmp_path: Path, store: Path, url: str, name: str = "http", extra: s
         """)
 
 
-@contextlib.contextmanager
-def agentsynth_serve(*args: str):
-    """`agentsynth serve` itself, as a user starts it, on a free port of 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "serve", "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "agentsynth serve did not start"
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_cli_against_agentsynth_serve_stores_the_whole_plan(tmp_path: Path, store: Path) -> None:
-    with agentsynth_serve("--latency-ms", "5") as url:
+    with agentsynth_serve("--latency-ms", "5") as server:
+        url = server.url
         r = cli("run", str(spec_for(tmp_path, store, url)), "-q")
         served = stats(url)
     assert r.returncode == 0, r.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from agentsynth import TextEnv, registry
 from agentsynth.sim import Problem, SimModel
 from agentsynth.sim.guess import GUESS_PREFIX, candidates, fill, requested_form
 from agentsynth.sim.solvers import solve
-from conftest import ROOT, cli, q, write_spec
+from conftest import ROOT, cli, free_port, q, write_spec
 
 GAME = '''
 from agentsynth import TextEnv, final_answer
@@ -166,18 +165,13 @@ def test_built_in_solvers_are_found_without_importing_envs() -> None:
     assert r.returncode == 0 and r.stdout.split() == ["arithmetic", "14"], r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_serve_env_loads_a_user_solver(tmp_path: Path) -> None:
     """`agentsynth serve --env file.py:Class` makes the served sim read that environment's prompts."""
     readme = (ROOT / "README.md").read_text()
     env_code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith("# my_envs.py"))
     (tmp_path / "my_envs.py").write_text(env_code)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "agentsynth", "serve", "--port", str(port), "--env",
                                str(tmp_path / "my_envs.py") + ":ReverseWord"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

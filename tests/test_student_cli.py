@@ -17,8 +17,7 @@ import openai  # noqa: E402
 
 from agentsynth.student import Student  # noqa: E402
 
-from conftest import cli, q, write_spec  # noqa: E402
-from test_http import agentsynth_serve  # noqa: E402
+from conftest import agentsynth_serve, cli, q, write_spec  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 TINY = ["--width", "48", "--layers", "2", "--heads", "4", "--context", "192"]
@@ -87,7 +86,8 @@ def test_serve_student_to_the_openai_client_and_eval(ckpt: Path, tmp_path: Path,
     tok = Student.load(ckpt).tokenizer
     messages = [{"role": "user", "content": "Compute the value of: 3 + 4 * 2\nShow your work if you like, then end "
                                             "with a line 'Answer: <integer>'."}]
-    with agentsynth_serve("--student", str(ckpt)) as url:
+    with agentsynth_serve("--student", str(ckpt)) as served:
+        url = served.url
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list().data] == ["student"]
         a = client.chat.completions.create(model="student", messages=messages, n=4, seed=7, temperature=1.0, max_tokens=12)
