@@ -61,7 +61,8 @@ def load_attr(target: str) -> Any:
     if mod_name.endswith(".py") or "/" in mod_name:
         path = Path(mod_name).resolve()
         if not path.is_file():
-            raise UnknownEnvironment(f"{target!r}: no such file {mod_name}")
+            where = "" if Path(mod_name).is_absolute() else f" (a relative path is read from the working directory, {Path.cwd()})"
+            raise UnknownEnvironment(f"{target!r}: no such file {mod_name}{where}")
         key = f"_agentsynth_user_{path.stem}_{abs(hash(str(path)))}"
         module = sys.modules.get(key)
         if module is None:

@@ -56,6 +56,7 @@ class RegradeResult:
     run: str
     added: dict[str, int]
     skipped: dict[str, int]
+    names: dict[str, str]  # the name each grader's outcomes are stored under (signals.name): exact for rubrics:exact_match
 
 
 @dataclass
@@ -119,11 +120,13 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
         ).fetchall())
         added: dict[str, int] = {}
         skipped: dict[str, int] = {}
+        names: dict[str, str] = {}
         new_rows: list[tuple[Any, ...]] = []
         types: list[SignalType] = []
         for ref, g in refs:
             outcomes, st = _grade_all(ref, g, turns, con, run_id)
             types.append(st)
+            names[ref] = st.name
             fresh = [(eid, turn, s) for eid, turn, s in outcomes if (eid, turn, s.name) not in have]
             added[ref], skipped[ref] = len(fresh), len(outcomes) - len(fresh)
             for eid, turn, s in fresh:
@@ -133,7 +136,7 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
         with transaction(con):
             store_runs.record_signal_types(con, types)
             insert_rows(con, "signals", new_rows)
-        return RegradeResult(run, added, skipped)
+        return RegradeResult(run, added, skipped, names)
     finally:
         con.close()
 

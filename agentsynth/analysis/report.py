@@ -101,9 +101,10 @@ def print_tables(res: AuditResult, *, by_domain: bool, stream: Any) -> None:
                                     (f"signals: information in bits, {where}", signal_table(res, domain, INFORMATION_COLUMNS)),
                                     (f"feedback channels, {where}", channel_table(res, domain))):
             console.print(data_table(cols, rows, title=title))
+    query = (f"Query them: agentsynth sql \"SELECT * FROM audit_results WHERE audit_id = '{res.audit_id}'\"" if res.saved
+             else "Not saved (--no-save): run the audit without --no-save to query these figures in SQL.")
     console.print(Text("M = the model's own assessment (self-consistency, else its self-review); F = surface features "
-                       "(length, answer line, hedging). Query them: agentsynth sql \"SELECT * FROM audit_results "
-                       f"WHERE audit_id = '{res.audit_id}'\"", style="dim"))
+                       f"(length, answer line, hedging). {query}", style="dim"))
 
 
 def to_json(res: AuditResult) -> str:

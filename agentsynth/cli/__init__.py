@@ -168,7 +168,8 @@ def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> N
     except StoreError as exc:
         fail(str(exc))
     for ref in graders:
-        click.echo(f"{ref}: {result.added[ref]} signal(s) added, {result.skipped[ref]} already stored")
+        named = "" if result.names[ref] == ref else f" as {result.names[ref]!r}"
+        click.echo(f"{ref}: {result.added[ref]} signal(s) added{named}, {result.skipped[ref]} already stored")
 
 
 @main.command()
