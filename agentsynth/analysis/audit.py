@@ -5,8 +5,9 @@ the run's truth T at that turn, the model's own assessment M and the answer's su
 (DESIGN.md, "Measuring information"). Per signal, per feedback channel and per domain the audit
 estimates agreement with truth, I(S;T), openness I(S;T|M), the spurious component I(S;F|T), the
 acceptance-class entropy, efficiency and (per channel) the feedback gain, each with a bootstrap
-interval that resamples tasks (:mod:`agentsynth.analysis.estimators`), and writes the figures to
-the store's ``audits`` / ``audit_results`` tables.
+interval that resamples tasks (:mod:`agentsynth.analysis.resampling`,
+:mod:`agentsynth.analysis.intervals`), and writes the figures to the store's ``audits`` /
+``audit_results`` tables.
 
 M is the model's own assessment of the answer: self-consistency (the answer's key agrees with a
 plurality key of the run's first-turn answers to the task) where the task has two or more
@@ -33,8 +34,10 @@ from .._version import __version__
 from ..store.clock import utcnow
 from ..store.connection import StoreError, connect
 from ..store.transaction import transaction
-from . import estimators as est
+from .information import agreement, conditional_mutual_information, mutual_information
+from .intervals import Estimate, bootstrap_from, spread_of
 from .observations import _FEEDBACK, _GRADED, _PASSED, N_FEATURES, _Data, _load  # package-internal
+from .resampling import resample
 
 SPREAD_METRICS = {"signal": ("mi", "openness"), "channel": ("gain", "openness")}
 
@@ -42,7 +45,7 @@ SPREAD_METRICS = {"signal": ("mi", "openness"), "channel": ("gain", "openness")}
 @dataclass(frozen=True)
 class AuditRow:
     """One figure: ``scope`` 'signal' or 'channel', the signal or channel ``name``, ``domain``
-    (None: all domains pooled), the ``metric`` and its :class:`~agentsynth.analysis.estimators.Estimate`
+    (None: all domains pooled), the ``metric`` and its :class:`~agentsynth.analysis.intervals.Estimate`
     fields; across-domain summaries are metrics named ``<metric>_min`` / ``_max`` / ``_spread``."""
 
     scope: str
@@ -98,7 +101,7 @@ def _st(joint: np.ndarray) -> np.ndarray:
 
 
 def _agreement_stats(*keys: str) -> dict[str, Any]:
-    """Statistics ``keys`` of :func:`~agentsynth.analysis.estimators.agreement` of a (…, s, f, t)
+    """Statistics ``keys`` of :func:`~agentsynth.analysis.information.agreement` of a (…, s, f, t)
     table. Asked of one table in turn, they share one ``agreement`` of it."""
     memo: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
@@ -107,22 +110,22 @@ def _agreement_stats(*keys: str) -> dict[str, Any]:
         if hit is None or hit[0] is not j:
             if len(memo) > 1:
                 memo.clear()
-            hit = memo[id(j)] = (j, est.agreement(_st(j)))
+            hit = memo[id(j)] = (j, agreement(_st(j)))
         return hit[1]
 
     return {key: (lambda j, key=key: of(j)[key]) for key in keys}
 
 
 def _mi(j: np.ndarray) -> np.ndarray:
-    return est.mutual_information(_st(j))
+    return mutual_information(_st(j))
 
 
 def _spurious(j: np.ndarray) -> np.ndarray:
-    return est.conditional_mutual_information(j)  # X = S, Y = F, Z = T
+    return conditional_mutual_information(j)  # X = S, Y = F, Z = T
 
 
 def _openness(j: np.ndarray) -> np.ndarray:
-    return est.conditional_mutual_information(j)  # X = S, Y = T, Z = M
+    return conditional_mutual_information(j)  # X = S, Y = T, Z = M
 
 
 def _pass_first(j: np.ndarray) -> np.ndarray:
@@ -248,7 +251,7 @@ class _Auditor:
             with_data = [i for i, sums in enumerate(stack.sums) if di in sums]
             if not with_data:
                 continue
-            resampled = est.resample(stack.flat[idx], self.W[:, idx])
+            resampled = resample(stack.flat[idx], self.W[:, idx])
             for i in with_data:
                 total, n, k = stack.sums[i][di]
                 part = (full(total, i), full(resampled[:, stack.bounds[i]:stack.bounds[i + 1]], i), n, k)
@@ -261,12 +264,12 @@ class _Auditor:
     def figures(self, rows: list[AuditRow], scope: str, name: str, table: _Table, stats: dict[str, Any],
                 spread: tuple[str, ...], scale: dict[str, tuple[float, str]] | None = None,
                 min_n: int | None = None) -> None:
-        per_domain: dict[str, list[tuple[est.Estimate, np.ndarray | None]]] = {m: [] for m in spread if m in stats}
+        per_domain: dict[str, list[tuple[Estimate, np.ndarray | None]]] = {m: [] for m in spread if m in stats}
         for di, dom in [(None, None), *enumerate(self.d.domains)]:
             if di is not None and di not in table.parts:
                 continue
             total, resampled, n, k = table.pooled if di is None else table.parts[di]
-            results = est.bootstrap_from(stats, total.reshape(table.shape), resampled, n=n, n_clusters=k,
+            results = bootstrap_from(stats, total.reshape(table.shape), resampled, n=n, n_clusters=k,
                                          B=self.W.shape[0], confidence=self.conf, min_clusters=self.min_tasks,
                                          min_n=self.min_n if min_n is None else min_n)
             for metric, (e, resamples) in results.items():
@@ -277,7 +280,7 @@ class _Auditor:
                     factor, derived = scale[metric]
                     rows.append(_scaled(scope, name, derived, e, factor))
         for metric, items in per_domain.items():
-            for key, e in est.spread_of(items, self.conf, total_domains=len(items)).items():
+            for key, e in spread_of(items, self.conf, total_domains=len(items)).items():
                 rows.append(_row(scope, name, None, f"{metric}_{key}", e))
 
     def _observations(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -316,12 +319,12 @@ class _Auditor:
                 "openness": (graded / episodes if episodes else 0.0, "bits_per_episode"),
             })
             openness = next(r for r in rows if r.metric == "openness" and r.domain is None)
-            e = est.Estimate(openness.estimate, openness.ci_low, openness.ci_high, openness.n, openness.n_tasks,
+            e = Estimate(openness.estimate, openness.ci_low, openness.ci_high, openness.n, openness.n_tasks,
                              openness.note)
             rows.append(_scaled("signal", name, "bits_per_1k_tokens", e, graded / (tokens / 1000) if tokens else None))
             if not acceptance:
                 rows.append(_row("signal", name, None, "acceptance_entropy",
-                                 est.Estimate(None, None, None, 0, 0, "no accepted answers")))
+                                 Estimate(None, None, None, 0, 0, "no accepted answers")))
                 return rows
             start = len(rows)
             self.figures(rows, "signal", name, acceptance[0], {"acceptance_entropy": _mean_of_tasks}, (), min_n=0)
@@ -385,18 +388,18 @@ class _Auditor:
         return step
 
 
-def _row(scope: str, name: str, domain: str | None, metric: str, e: est.Estimate) -> AuditRow:
+def _row(scope: str, name: str, domain: str | None, metric: str, e: Estimate) -> AuditRow:
     return AuditRow(scope, name, domain, metric, e.estimate, e.ci_low, e.ci_high, e.n, e.n_clusters, e.note)
 
 
-def _scaled(scope: str, name: str, metric: str, e: est.Estimate, factor: float | None) -> AuditRow:
+def _scaled(scope: str, name: str, metric: str, e: Estimate, factor: float | None) -> AuditRow:
     """``e`` times ``factor`` as ``metric`` (pooled); None: no number, the signal cost no tokens."""
     if factor is None:
         free = "free: producing the signal cost no model tokens"
-        return _row(scope, name, None, metric, est.Estimate(None, None, None, e.n, e.n_clusters, free))
+        return _row(scope, name, None, metric, Estimate(None, None, None, e.n, e.n_clusters, free))
     f = (lambda v: None if v is None else v * factor)
     return _row(scope, name, None, metric,
-                est.Estimate(f(e.estimate), f(e.ci_low), f(e.ci_high), e.n, e.n_clusters, e.note))
+                Estimate(f(e.estimate), f(e.ci_low), f(e.ci_high), e.n, e.n_clusters, e.note))
 
 
 def _mean_of_tasks(t: np.ndarray) -> np.ndarray:
