@@ -3,7 +3,7 @@
 Per graded turn: which signals graded it and how (flags), the truth, the model's own assessment
 (self-consistency and self-review), the reply's surface features F and its answer key; per
 episode: task, domain, channel, first and last truth. Nothing here computes a figure; that is
-:mod:`agentsynth.analysis.audit`.
+:mod:`agentsynth.analysis.figures`.
 """
 
 from __future__ import annotations
