@@ -8,7 +8,8 @@ read what they produced (:func:`open_store`), measure its information (:func:`au
 
 from . import registry as _registry
 from ._version import __version__
-from .analysis.audit import AuditResult, AuditRow, audit
+from .analysis.audit import audit
+from .analysis.results import AuditResult, AuditRow
 from .env import TextEnv, final_answer
 from .evaluation import evaluate
 from .exports import ExportResult, export

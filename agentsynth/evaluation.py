@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .analysis.estimators import wilson
+from .analysis.intervals import wilson
 from .credentials import strip_credentials
 from .models import schemes
 from .models.base import ModelError

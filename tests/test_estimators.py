@@ -11,20 +11,21 @@ import math
 import numpy as np
 import pytest
 
-from agentsynth.analysis.estimators import (
-    Estimate,
+from agentsynth.analysis.information import (
     agreement,
-    bootstrap,
-    bootstrap_many,
-    bootstrap_weights,
-    cluster_table,
     conditional_mutual_information,
     entropy,
     mutual_information,
+)
+from agentsynth.analysis.intervals import (
+    Estimate,
+    bootstrap,
+    bootstrap_many,
     spread,
     spread_of,
     wilson,
 )
+from agentsynth.analysis.resampling import bootstrap_weights, cluster_table
 
 # --------------------------------------------------------------------------- reference formulas
 

@@ -3,7 +3,7 @@
 Per graded turn: which signals graded it and how (flags), the truth, the model's own assessment
 (self-consistency and self-review), the reply's surface features F and its answer key; per
 episode: task, domain, channel, first and last truth. Nothing here computes a figure; that is
-:mod:`agentsynth.analysis.audit`.
+:mod:`agentsynth.analysis.figures`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 
 from ..store.queries import turn_answers_sql
-from . import estimators as est
+from .resampling import bootstrap_weights
 
 HEDGES = ("i think", "maybe", "perhaps", "probably", "possibly", "likely", "might", "not sure", "i believe", "i guess")
 LENGTH_BUCKETS = (60, 200, 600)  # characters: < 60, < 200, < 600, longer
@@ -201,7 +201,7 @@ def _load(con: Any, run_ids: list[str], pool: ThreadPoolExecutor, bootstrap: int
     ans = _numpy(con, _answers_sql(), params)
     sig = _numpy(con, _signals_sql(names, costly, "hash(episode_id)" if unique_hashes else "episode_id",
                                    filter_first=2 * n_selected < n_all), params | {"names": names})
-    weights = pool.submit(est.bootstrap_weights, n_tasks, bootstrap, np.random.default_rng(seed), order)
+    weights = pool.submit(bootstrap_weights, n_tasks, bootstrap, np.random.default_rng(seed), order)
     labels = {
         name: {"source": src, "openness": op, "meta_level": ml, "task_relevant": tr}
         for name, src, op, ml, tr in con.execute(

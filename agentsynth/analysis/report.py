@@ -1,4 +1,4 @@
-"""Rendering an :class:`~agentsynth.analysis.audit.AuditResult`: terminal tables, JSON, HTML, plots.
+"""Rendering an :class:`~agentsynth.analysis.results.AuditResult`: terminal tables, JSON, HTML, plots.
 
 Every figure is shown with its interval; a figure without a number shows why (its note). The
 plots are a heatmap of feedback gain by channel × domain and a chart of openness and spurious
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .audit import AuditResult, AuditRow
+from .results import AuditResult, AuditRow
 
 AGREEMENT_COLUMNS = [("pass_rate", "pass rate"), ("accuracy", "accuracy vs truth"), ("precision", "precision"),
                      ("recall", "recall"), ("kappa", "Cohen's kappa")]

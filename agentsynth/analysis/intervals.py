@@ -1,22 +1,8 @@
-"""Estimators behind the information audit: entropy, mutual information, agreement, and intervals.
+"""Figures with intervals: the task-level bootstrap of a statistic, across-domain spreads, Wilson intervals.
 
-Everything works on contingency tables of counts, so one vectorized call handles a whole
-batch of tables (leading dimensions are kept).
-
-Entropy and information. Entropies are plug-in estimates in bits with the Miller-Madow
-correction, ``H_MM = H_plugin + (K - 1) / (2 N ln 2)`` (``K`` = non-empty cells, ``N`` = total
-count), which removes the first-order downward bias of the plug-in estimate. Information is
-built from corrected entropies: ``I(X;Y) = H(X) + H(Y) - H(X,Y)`` and
-``I(X;Y|Z) = H(X,Z) + H(Y,Z) - H(X,Y,Z) - H(Z)``. The correction can take an estimate slightly
-below zero when the truth is zero; estimates are reported as they come, not clipped.
-
-Task-level bootstrap. Episodes of one task share the task (its difficulty, its reference), so
-they are not independent; resampling episodes would understate the uncertainty. Observations
-are first summed into one contingency table per task (:func:`cluster_table`); a bootstrap
-resample draws tasks with replacement, i.e. a multinomial weight per task
-(:func:`bootstrap_weights`), and its table is ``weights @ tables``. One weight matrix is drawn
-once and reused for every statistic, signal and domain, so resamples are joint across them
-(that is what makes the across-domain spread interval, :func:`spread`, meaningful).
+A statistic (e.g. one of :mod:`agentsynth.analysis.information`) maps a count table to a value;
+its point estimate is the statistic of the summed table, its bootstrap distribution the
+statistic of each resampled table (:mod:`agentsynth.analysis.resampling`).
 
 Interval. The reported interval is the *percentile* bootstrap interval ``[q(α/2), q(1-α/2)]``
 of the resampled statistic. Each resample is Miller-Madow-corrected with its own ``K`` and
@@ -42,18 +28,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .resampling import resample
+
 __all__ = [
     "Estimate",
-    "agreement",
     "bootstrap",
     "bootstrap_from",
     "bootstrap_many",
-    "bootstrap_weights",
-    "cluster_table",
-    "conditional_mutual_information",
-    "entropy",
-    "mutual_information",
-    "resample",
     "spread",
     "spread_of",
     "wilson",
@@ -61,9 +42,6 @@ __all__ = [
 
 Stat = Callable[[np.ndarray], Any]
 Interval = Literal["basic", "percentile"]
-_LN2 = math.log(2.0)
-_CHUNK_INTS = 4_000_000  # resample indices drawn per chunk in bootstrap_weights (~16-32 MB)
-_COUNT_BINS = 2**19  # bins per bincount in bootstrap_weights: the counts fit in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -85,175 +63,6 @@ class Estimate:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for JSON reports)."""
         return asdict(self)
-
-
-# --------------------------------------------------------------------------- information
-
-
-def _axes_tuple(axes: int | Sequence[int], ndim: int) -> tuple[int, ...]:
-    seq = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
-    out = tuple(int(a) % ndim for a in seq)
-    if len(set(out)) != len(out):
-        raise ValueError(f"repeated axis in {axes!r}")
-    return out
-
-
-def entropy(counts: np.ndarray, axes: int | Sequence[int] = -1) -> np.ndarray:
-    """Miller-Madow-corrected plug-in entropy, in bits, over ``axes`` of a count array.
-
-    Leading (non-reduced) dimensions are batch dimensions. Counts may be float weights (e.g. a
-    bootstrap-weighted table). ``H_MM = H_plugin + (K - 1) / (2 N ln 2)`` with ``K`` the number of
-    non-zero cells; an empty table (``N = 0``) gives nan.
-    """
-    c = np.asarray(counts, dtype=np.float64)
-    if c.ndim == 0:
-        raise ValueError("entropy needs at least one axis of counts")
-    if np.any(c < 0):
-        raise ValueError("counts must be non-negative")
-    ax = _axes_tuple(axes, c.ndim)
-    n = c.sum(axis=ax)
-    pos = c > 0
-    clogc = c * np.log2(np.where(pos, c, 1.0))
-    s = clogc.sum(axis=ax)
-    k = pos.sum(axis=ax)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = np.log2(n) - s / n + (k - 1) / (2.0 * n * _LN2)
-    return np.where(n > 0, h, np.nan)
-
-
-def mutual_information(joint: np.ndarray) -> np.ndarray:
-    """``I(X;Y)`` in bits from a ``(..., nx, ny)`` count table, each entropy Miller-Madow-corrected."""
-    j = np.asarray(joint, dtype=np.float64)
-    if j.ndim < 2:
-        raise ValueError("mutual_information needs a (..., nx, ny) table")
-    return entropy(j.sum(-1)) + entropy(j.sum(-2)) - entropy(j, axes=(-2, -1))
-
-
-def conditional_mutual_information(joint: np.ndarray) -> np.ndarray:
-    """``I(X;Y|Z)`` in bits from a ``(..., nx, ny, nz)`` count table.
-
-    ``H(X,Z) + H(Y,Z) - H(X,Y,Z) - H(Z)``, each entropy Miller-Madow-corrected.
-    """
-    j = np.asarray(joint, dtype=np.float64)
-    if j.ndim < 3:
-        raise ValueError("conditional_mutual_information needs a (..., nx, ny, nz) table")
-    return (
-        entropy(j.sum(-2), axes=(-2, -1))
-        + entropy(j.sum(-3), axes=(-2, -1))
-        - entropy(j, axes=(-3, -2, -1))
-        - entropy(j.sum((-3, -2)))
-    )
-
-
-def agreement(joint: np.ndarray) -> dict[str, np.ndarray]:
-    """Agreement of a binary signal S with truth T from ``(..., 2, 2)`` counts indexed ``[s, t]``.
-
-    Returns ``accuracy`` P(S=T), ``precision`` P(T=1|S=1), ``recall`` P(S=1|T=1), Cohen's
-    ``kappa`` and ``pass_rate`` P(S=1); nan where undefined (precision when S never passes,
-    recall when T never passes, kappa when the expected agreement is 1, all of them when empty).
-    """
-    j = np.asarray(joint, dtype=np.float64)
-    if j.shape[-2:] != (2, 2):
-        raise ValueError(f"agreement needs a (..., 2, 2) table, got shape {j.shape}")
-    n00, n01, n10, n11 = j[..., 0, 0], j[..., 0, 1], j[..., 1, 0], j[..., 1, 1]
-    n = n00 + n01 + n10 + n11
-    with np.errstate(divide="ignore", invalid="ignore"):
-        acc = (n00 + n11) / n
-        ps1 = (n10 + n11) / n
-        pt1 = (n01 + n11) / n
-        pe = ps1 * pt1 + (1.0 - ps1) * (1.0 - pt1)
-        kappa = np.where(pe < 1.0, (acc - pe) / (1.0 - pe), np.nan)
-        out = {
-            "accuracy": acc,
-            "precision": n11 / (n10 + n11),
-            "recall": n11 / (n01 + n11),
-            "kappa": kappa,
-            "pass_rate": ps1,
-        }
-    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
-
-
-# --------------------------------------------------------------------------- tables and resamples
-
-
-def bootstrap_weights(
-    n_clusters: int, B: int, rng: np.random.Generator, order: np.ndarray | None = None
-) -> np.ndarray:
-    """``(B, n_clusters)`` float32 multinomial resample counts: how often each task is drawn.
-
-    Each row sums to ``n_clusters`` (tasks are resampled, not observations). Drawn in chunks of
-    rows with ``rng.integers`` and counted with ``bincount`` a few rows at a time (so that the
-    counts stay in the CPU cache), so memory stays small; deterministic for a given generator
-    state. ``order`` (a permutation of the clusters) puts cluster ``order[j]`` in column ``j``;
-    the draws, so each cluster's weights, are the same.
-    """
-    if n_clusters < 0 or B < 1:
-        raise ValueError(f"need n_clusters >= 0 and B >= 1, got {n_clusters}, {B}")
-    out = np.zeros((B, n_clusters), dtype=np.float32)
-    if n_clusters == 0:
-        return out
-    if order is not None:
-        order = np.asarray(order)
-        if not np.array_equal(np.sort(order), np.arange(n_clusters)):
-            raise ValueError("order must be a permutation of range(n_clusters)")
-    rows = max(1, min(B, _CHUNK_INTS // n_clusters))
-    dtype = np.int32 if rows * n_clusters < 2**31 else np.int64
-    step = max(1, min(rows, _COUNT_BINS // n_clusters))
-    offsets = (np.arange(step, dtype=dtype) * dtype(n_clusters))[:, None]
-    column = None if order is None else np.empty(n_clusters, dtype=dtype)
-    if column is not None:
-        column[order] = np.arange(n_clusters, dtype=dtype)
-    for start in range(0, B, rows):
-        r = min(rows, B - start)
-        idx = rng.integers(0, n_clusters, size=(r, n_clusters), dtype=dtype)
-        if column is not None:
-            idx = column[idx]
-        for i in range(0, r, step):
-            k = min(step, r - i)
-            counts = np.bincount((idx[i : i + k] + offsets[:k]).ravel(), minlength=k * n_clusters)
-            out[start + i : start + i + k] = counts.reshape(k, n_clusters)
-    return out
-
-
-def cluster_table(
-    cluster: np.ndarray,
-    cells: tuple[np.ndarray, ...],
-    shape: tuple[int, ...],
-    n_clusters: int,
-) -> np.ndarray:
-    """Per-task contingency counts, ``(n_clusters, *shape)`` float64, from observation arrays.
-
-    ``cluster`` is the task index of each observation (``0 <= c < n_clusters``); ``cells`` holds
-    one small-int code array per variable (e.g. ``(s, t, m)``), ``cells[i]`` in
-    ``[0, shape[i])``. Observations with any code < 0 (unknown) are dropped.
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(cells) != len(shape):
-        raise ValueError(f"{len(cells)} code arrays for a table of {len(shape)} dimensions")
-    cl = np.asarray(cluster).astype(np.int64, copy=False).ravel()
-    codes = [np.asarray(c).astype(np.int64, copy=False).ravel() for c in cells]
-    for i, c in enumerate(codes):
-        if c.shape != cl.shape:
-            raise ValueError(f"code array {i} has {c.size} entries, cluster has {cl.size}")
-    keep = np.ones(cl.shape, dtype=bool)
-    for c in codes:
-        keep &= c >= 0
-    if not keep.all():
-        cl = cl[keep]
-        codes = [c[keep] for c in codes]
-    for i, (c, size) in enumerate(zip(codes, shape, strict=True)):
-        if c.size and c.max() >= size:
-            raise ValueError(f"code {int(c.max())} out of range for variable {i} of size {size}")
-    if cl.size and (cl.min() < 0 or cl.max() >= n_clusters):
-        raise ValueError(f"cluster index out of range [0, {n_clusters})")
-    ncell = math.prod(shape)
-    flat = cl * ncell
-    stride = ncell
-    for c, size in zip(codes, shape, strict=True):
-        stride //= size
-        flat += c * stride
-    counts = np.bincount(flat, minlength=n_clusters * ncell).astype(np.float64)
-    return counts.reshape((n_clusters, *shape))
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -299,13 +108,6 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
-def resample(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``weights @ table``: the ``(B, n_cells)`` float64 resampled tables of a per-task table
-    flattened to ``(n_clusters, n_cells)``. Float32 weights times small per-task counts are
-    exact integers until 2**24 per cell, so float32 arithmetic is used then."""
-    w = np.asarray(weights)
-    wdtype = w.dtype if w.dtype in (np.float32, np.float64) else np.float64
-    return (w.astype(wdtype, copy=False) @ np.asarray(table).astype(wdtype)).astype(np.float64)
 
 
 def bootstrap_many(
