@@ -9,7 +9,7 @@ read what they produced (:func:`open_store`), measure its information (:func:`au
 from . import registry as _registry
 from ._version import __version__
 from .analysis.audit import AuditResult, AuditRow, audit
-from .env import TextEnv, final_answer
+from .env import ProbeReplies, TextEnv, final_answer
 from .evaluation import evaluate
 from .exports import ExportResult, export
 from .models.base import ChatModel, Completion, ModelError
@@ -35,6 +35,7 @@ __all__ = [
     "Grader",
     "JudgeReply",
     "ModelError",
+    "ProbeReplies",
     "RunResult",
     "RunSpec",
     "Runner",

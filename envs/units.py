@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -185,3 +185,10 @@ class UnitConversionEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?(?:\s*[^\d\s].*)?")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """5% more and ten times the value are wrong (the tolerance is 0.1%); the number without its
+        unit and the value to 7 significant digits are the same answer."""
+        v, dst = float(task.metadata["expected"]), task.metadata["dst"]
+        wrong = (f"{sig(v * 1.05)} {dst}", f"{sig(v * 10)} {dst}") if v else (f"1 {dst}", f"10 {dst}")
+        return ProbeReplies(wrong=wrong, equivalent=(sig(v), f"{sig(v, 7)} {dst}"), single_answer=True)
