@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop, probe.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -240,10 +240,11 @@ def envs(fmt: str) -> None:
 def _register_commands() -> None:
     from .analysis import audit, eval_cmd, export_cmd
     from .loop import loop
+    from .probe import probe
     from .serve import serve
     from .student import student, train_cmd
 
-    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop):
+    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop, probe):
         main.add_command(cmd)
 
 

@@ -78,6 +78,7 @@ class ProbeResult:
     rows: list[ProbeRow]
     truth: str
     surface: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     saved: bool = False
@@ -111,6 +112,7 @@ class ProbeResult:
         return {"probe_id": self.probe_id, "env_id": self.env_id, "difficulties": self.difficulties, "tasks": self.tasks,
                 "judge_model": self.judge_model, "truth": self.truth, "seconds": round(self.seconds, 3),
                 "saved": self.saved, "flags": {g: self.flags(g) for g in self.graders}, "surface": self.surface,
+                "labels": self.labels,
                 "skipped": self.skipped, "rows": [asdict(r) for r in self.rows]}
 
 
@@ -133,6 +135,11 @@ def rejects_as_wrong(sig: Signal) -> bool:
     if isinstance(met, Mapping) and "correct" in met:
         return not met["correct"]
     return sig.passed is not True
+
+
+def _label(g: Grader) -> str:
+    st = g.signal_type
+    return f"{st.source}/{st.openness}/{st.meta_level}" + ("" if st.task_relevant else "/surface")
 
 
 def _one_line(text: str) -> str:
@@ -204,7 +211,10 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
         picked, skipped = _pick_graders(ref.cls, instance, graders, {**kwargs, "difficulty": level})
         truth = instance.roles["truth"] or truth
         uses_model = any(g.uses_model for g in picked.values())
-        ask = (judge or model_judge(judge_model)) if uses_model else None
+        try:
+            ask = (judge or model_judge(judge_model)) if uses_model else None
+        except ValueError as exc:
+            raise ProbeError(str(exc)) from None
         drawn: list[Task] = []
         for seed in range(tasks):
             instance.reset(seed=seed)
@@ -248,7 +258,7 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
     order = {n: i for i, n in enumerate(sorted(picked, key=lambda n: (n != truth, n in surface, n)))}
     rows.sort(key=lambda r: (order[r.grader], r.kind != "hack"))
     result = ProbeResult("p-" + uuid.uuid4().hex[:12], ref.name, levels, tasks, judge_model if uses_model else None,
-                         rows, truth, surface, skipped)
+                         rows, truth, surface, {n: _label(g) for n, g in picked.items()}, skipped)
     if store is not None:
         save_probe(store, [{**asdict(r), "probe_id": result.probe_id, "env_id": result.env_id, "difficulty": levels,
                             "tasks": tasks, "judge_model": result.judge_model} for r in rows],
