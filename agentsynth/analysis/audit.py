@@ -32,6 +32,7 @@ import numpy as np
 from .._version import __version__
 from ..store.clock import utcnow
 from ..store.connection import StoreError, connect
+from ..store.probes import describe_flags, latest_flags
 from ..store.transaction import transaction
 from . import estimators as est
 from .observations import _FEEDBACK, _GRADED, _PASSED, N_FEATURES, _Data, _load  # package-internal
@@ -72,6 +73,9 @@ class AuditResult:
     channel_signal: dict[str, str] = field(default_factory=dict)
     domains: list[str] = field(default_factory=list)
     saved: bool = False
+    probe_flags: dict[str, str] = field(default_factory=dict)
+    """Per signal, the flags of the latest ``agentsynth probe`` of that grader in the runs'
+    environments (``"pairs: hackable; arithmetic: ok"``); empty when the store holds none."""
 
     def get(self, scope: str, name: str, metric: str, domain: str | None = None) -> AuditRow | None:
         """The row for (scope, name, metric, domain), or None."""
@@ -85,7 +89,7 @@ class AuditResult:
         return {
             "audit_id": self.audit_id, "runs": self.runs, "run_ids": self.run_ids, "bootstrap": self.bootstrap,
             "confidence": self.confidence, "min_tasks": self.min_tasks, "domains": self.domains,
-            "labels": self.labels, "channel_signal": self.channel_signal,
+            "labels": self.labels, "channel_signal": self.channel_signal, "probe_flags": self.probe_flags,
             "rows": [asdict(r) for r in self.rows],
         }
 
@@ -460,7 +464,7 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
             audit_id="a-" + uuid.uuid4().hex[:12], runs=names, run_ids=ids, bootstrap=bootstrap,
             confidence=confidence, min_tasks=min_tasks, rows=rows,
             labels={s: data.labels.get(s, {}) for s in data.signals}, channel_signal=data.channel_signal,
-            domains=data.domains,
+            domains=data.domains, probe_flags=_probe_flags(con, ids),
         )
         if save:
             _save(con, result, seed)
@@ -468,6 +472,16 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
         return result
     finally:
         con.close()
+
+
+def _probe_flags(con: Any, run_ids: list[str]) -> dict[str, str]:
+    """Signal name -> the latest probe flags of that grader in each environment of the runs."""
+    envs = [r[0] for r in con.execute("SELECT DISTINCT env_id FROM episodes WHERE list_contains(?, run_id) ORDER BY 1",
+                                      [run_ids]).fetchall()]
+    out: dict[str, list[str]] = {}
+    for (env, grader), flags in sorted(latest_flags(con, envs).items()):
+        out.setdefault(grader, []).append(f"{env}: {describe_flags(flags)}")
+    return {g: "; ".join(parts) for g, parts in out.items()}
 
 
 _RESULT_COLUMNS = {"audit_id": "VARCHAR", "scope": "VARCHAR", "name": "VARCHAR", "domain": "VARCHAR",
