@@ -9,6 +9,7 @@ with :meth:`agentsynth.TextEnv.probe_replies`.
 """
 
 from ..env import ProbeReplies
+from . import hacks, transforms  # noqa: F401 - registers the built-in strategies
 from .registry import STRATEGIES, ProbeCase, Strategy, all_strategies, register_strategy, strategy
 from .runner import ProbeError, ProbeResult, ProbeRow, probe, rejects_as_wrong
 

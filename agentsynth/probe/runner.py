@@ -162,8 +162,10 @@ def _pick_graders(env_cls: type[TextEnv], env: TextEnv, names: Sequence[str] | N
     return picked, {n: MODEL_GRADERS_NOTE for n, g in known.items() if g.uses_model}
 
 
-def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str) -> list[tuple[str, str, str]]:
-    """(strategy, kind, reply) for every reply the strategies and the environment build for ``case``."""
+def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str, own: set[str] | None,
+             ) -> list[tuple[str, str, str]]:
+    """(strategy, kind, reply) for every reply the strategies and the environment build for ``case``
+    (the environment's own only those named in ``own``, all when None)."""
     out = []
     for s in strategies:
         try:
@@ -172,18 +174,20 @@ def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str) -> lis
             raise ProbeError(f"strategy {s.name!r} raised {type(exc).__name__}: {_one_line(exc)} ({where})") from None
         out += [(s.name, s.kind, r) for r in built]
     for kind, given in (("hack", case.replies.must_fail), ("brittle", case.replies.must_pass)):
-        out += [(f"env:{label}", kind, reply) for label, reply in given.items() if isinstance(reply, str)]
+        out += [(f"env:{label}", kind, reply) for label, reply in given.items()
+                if isinstance(reply, str) and (own is None or f"env:{label}" in own)]
     return out
 
 
 def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, difficulty: int | Sequence[int] = 1,
           store: str | Path | None = None, judge_model: str = "sim", judge: JudgeFn | None = None,
-          env_kwargs: Mapping[str, Any] | None = None, on_progress: Callable[[int, int], None] | None = None,
-          ) -> ProbeResult:
+          env_kwargs: Mapping[str, Any] | None = None, strategies: Sequence[str] | None = None,
+          on_progress: Callable[[int, int], None] | None = None) -> ProbeResult:
     """Probe the graders of environment ``env`` (a registered name or ``module:Class``) on ``tasks``
     tasks per ``difficulty``; with ``store``, record the figures in its ``probes`` table.
 
-    ``graders``: only these (default: every grader that needs no model); ``judge``: the model
+    ``graders``: only these (default: every grader that needs no model); ``strategies``: only these
+    strategies, by name (default: all, with the environment's own replies); ``judge``: the model
     callable for judge and self-review graders (default: ``judge_model``, the in-process sim);
     ``on_progress(done, total)``: called after each task. Raises :class:`ProbeError` for bad input
     or a grader that raises, :class:`~agentsynth.registry.UnknownEnvironment` for an unknown
@@ -199,7 +203,14 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
     if store is not None:
         check_writable(store)
     kwargs = dict(env_kwargs or {})
-    strategies = all_strategies()
+    chosen = all_strategies()
+    if strategies is not None:
+        by_name = {s.name: s for s in chosen}
+        unknown = [n for n in strategies if n not in by_name and not n.startswith("env:")]
+        if unknown:
+            raise ProbeError(f"unknown strategy {unknown[0]!r}; strategies: {', '.join(by_name)}, or env:<label>")
+        chosen = [by_name[n] for n in dict.fromkeys(strategies) if n in by_name]
+    own = None if strategies is None else {n for n in strategies if n.startswith("env:")}
     tallies: dict[tuple[str, str, str], _Tally] = {}
     picked: dict[str, Grader] = {}
     skipped: dict[str, str] = {}
@@ -229,7 +240,7 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
             except Exception as exc:  # noqa: BLE001 - user code: one line naming it
                 raise ProbeError(f"{ref.name}: reference_reply or probe_replies raised {type(exc).__name__}: "
                                  f"{_one_line(exc)} ({where})") from None
-            built = _replies(strategies, case, where)
+            built = _replies(chosen, case, where, own)
             messages = [{"role": "user", "content": task.prompt}]
             for name, g in picked.items():
                 for sname, kind, reply in built:
