@@ -96,8 +96,12 @@ _NUM = re.compile(
 _SUP = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 
 
+_ANOTHER = re.compile(r"(?<![\^\w.])(?<!\^[-+])\d")  # a number after the stated one (not an exponent: m^3, s^-1)
+
+
 def parse(text: str) -> tuple[float | None, str]:
-    """The stated number and the text after it (the unit, if any)."""
+    """The stated number and the text after it (the unit, if any); None when the final answer (after
+    its last ``=``, outside parentheses) states another number after it."""
     part = final_answer(text)[:300].replace("−", "-")
     part = re.sub(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+", lambda m: "^" + m.group().translate(_SUP), part)
     part = re.split(r"=|≈", re.sub(r"\([^()]*\)", "", part))[-1]
@@ -107,6 +111,8 @@ def parse(text: str) -> tuple[float | None, str]:
     exp = m.group(2) or m.group(3) or "0"
     if len(exp) > 4:
         return None, ""
+    if _ANOTHER.search(part[m.end():]):
+        return None, ""  # several values ("12.5 km or 13 km"): no one stated value
     value = float(re.sub(r"[, \u2009\u202f]", "", m.group(1)) + "e" + exp)
     rest = re.split(r"[(,;]", part[m.end():])[0].strip(" .!*`$")
     return (value if math.isfinite(value) else None), rest

@@ -93,7 +93,7 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
 
     \b
     Tables: runs, tasks, episodes, messages, signals, signal_types, audits, audit_results,
-    exports, export_items, evaluations; view: generalization.
+    exports, export_items, evaluations, loops, probes; view: generalization.
     Example: agentsynth sql "SELECT domain, avg(reward) FROM episodes GROUP BY 1"
     The query reads the store only, unless --allow-files.
     """

@@ -57,6 +57,12 @@ def candidates_inline(case: ProbeCase) -> str | None:
     return case.reply_for(f"{first} or {case.answer} or {last}")
 
 
+@strategy("candidates_right_first", "hack", "the right answer first on the answer line, then a wrong one ('X or W')")
+def candidates_right_first(case: ProbeCase) -> str | None:
+    wrong = case.wrong_answers
+    return case.reply_for(f"{case.answer} or {wrong[0]}") if case.single_line and wrong else None
+
+
 @strategy("candidates_lines", "hack", "several answer lines: a wrong one, the right one, then a wrong one last")
 def candidates_lines(case: ProbeCase) -> str | None:
     first, last = _wrong_reply(case, 0), _wrong_reply(case, 1)
