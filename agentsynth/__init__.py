@@ -3,17 +3,19 @@
 The public API: define environments (:class:`TextEnv`, :func:`grader`, :class:`Signal`,
 :class:`SignalType`), run them (:func:`run`, :class:`Runner`, :class:`RunSpec`, :func:`load_spec`),
 read what they produced (:func:`open_store`), measure its information (:func:`audit`), export it
-(:func:`export`) and evaluate trained models on held-out tasks (:func:`evaluate`).
+(:func:`export`), evaluate trained models on held-out tasks (:func:`evaluate`) and probe an
+environment's graders for false accepts and false rejects (:func:`probe`).
 """
 
 from . import registry as _registry
 from ._version import __version__
 from .analysis.audit import audit
 from .analysis.results import AuditResult, AuditRow
-from .env import TextEnv, final_answer
+from .env import ProbeReplies, TextEnv, final_answer
 from .evaluation import evaluate
 from .exports import ExportResult, export
 from .models.base import ChatModel, Completion, ModelError
+from .probes import ProbeResult, probe
 from .runner import RunResult, Runner, run
 from .signals import GradeContext, Grader, JudgeReply, Signal, SignalType, grader
 from .spec import EnvSpec, RunSpec, SpecError, load_spec
@@ -36,6 +38,8 @@ __all__ = [
     "Grader",
     "JudgeReply",
     "ModelError",
+    "ProbeResult",
+    "ProbeReplies",
     "RunResult",
     "RunSpec",
     "Runner",
@@ -51,5 +55,6 @@ __all__ = [
     "grader",
     "load_spec",
     "open_store",
+    "probe",
     "run",
 ]

@@ -4,8 +4,9 @@ Subclass :class:`TextEnv`, set ``name`` and ``domain``, and implement :meth:`Tex
 (draw a task from ``rng``) and :meth:`TextEnv.verify` (the hidden truth: accept every correct
 answer). Optionally implement :meth:`TextEnv.hint` (step-level feedback),
 :meth:`TextEnv.scores` (extra graders recorded on every turn) and :meth:`TextEnv.reference_reply`
-(the reference answer in the reply form the prompt asks for, when not ``Answer: <reference>``).
-That is a whole environment. Optionally set :attr:`TextEnv.sim_solver`: how the ``sim`` model
+(the reference answer in the reply form the prompt asks for, when not ``Answer: <reference>``)
+and :meth:`TextEnv.probe_replies` (wrong answers and equivalent correct forms for ``agentsynth
+probe``). That is a whole environment. Optionally set :attr:`TextEnv.sim_solver`: how the ``sim`` model
 reads its prompts, so the simulator answers its tasks like a model that knows the domain.
 
 Observation: the environment's message (the prompt after ``reset``, the feedback after ``step``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
@@ -48,6 +50,31 @@ def _parse_tool_call(call: Any, index: int) -> tuple[str, str, dict[str, Any] | 
     if not isinstance(raw, Mapping):
         return str(call.get("id") or f"call_{index}"), str(fn.get("name") or ""), "arguments must be a JSON object"
     return str(call.get("id") or f"call_{index}"), str(fn.get("name") or ""), dict(raw)
+
+
+@dataclass(frozen=True)
+class ProbeReplies:
+    """What an environment tells ``agentsynth probe`` about one task (:meth:`TextEnv.probe_replies`).
+
+    ``wrong``: answers that are wrong *by construction* (not because the verifier says so), written
+        as the reference answer is (``task.answer``): the probe's strategies put them in the reply
+        form of :meth:`TextEnv.reference_reply` (the answer line with a wrong value, a hedge around
+        it, several candidates with the right one among them, ...).
+    ``equivalent``: other ways to write the reference answer that must pass (``0.5`` for ``1/2``).
+    ``must_fail``: whole replies that must be rejected, by label (the domain's own hacks).
+    ``must_pass``: whole replies that must be accepted, by label (the domain's own equivalent forms).
+    ``single_answer``: the reference is the only correct answer up to equivalent forms, so an answer
+        whose :meth:`TextEnv.canonical` key differs (another task's reference, a neighbouring
+        integer) is wrong; leave False for many-answer domains.
+    ``fold_case``: the answer may change case and stay correct.
+    """
+
+    wrong: tuple[str, ...] = ()
+    equivalent: tuple[str, ...] = ()
+    must_fail: Mapping[str, str] = field(default_factory=dict)
+    must_pass: Mapping[str, str] = field(default_factory=dict)
+    single_answer: bool = False
+    fold_case: bool = False
 
 
 def _shows_work(task: Task, answer: str) -> bool:
@@ -171,6 +198,12 @@ class TextEnv(gym.Env[str, Any]):
         for another form (a fenced block, ``Answer: x = ...``). It must pass :meth:`verify` and
         the environment's form checks (its scores that are not task-relevant)."""
         return f"Answer: {task.answer}"
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """Wrong answers and equivalent correct forms of ``task`` for ``agentsynth probe`` (see
+        :class:`ProbeReplies`; README, "Can this grader be hacked?"). Default: none, so the
+        probe's strategies that need a wrong value of the domain skip this environment."""
+        return ProbeReplies()
 
     def call_tool(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one tool call for the current task and return its result as text. Raise (e.g.

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -169,3 +169,20 @@ class AlgebraEnv(TextEnv):
 
     def reference_reply(self, task: Task) -> str:
         return f"Answer: x = {task.answer}"
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """x + 1 and -x (or 1 for x = 0) are wrong; the value as an unreduced fraction, a terminating
+        decimal and a LaTeX fraction are the same answer."""
+        x = Fraction(task.answer)
+        same = []
+        if x.denominator != 1:
+            p, q = x.numerator, x.denominator
+            same += [f"{2 * p}/{2 * q}", ("-" if p < 0 else "") + f"\\frac{{{abs(p)}}}{{{q}}}"]
+        d = x.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d == 1:
+            same.append(f"{float(x):.10f}".rstrip("0").rstrip(".") + ("" if x.denominator != 1 else ".0"))
+        return ProbeReplies(wrong=(str(x + 1), str(-x) if x else "1"), equivalent=tuple(same), single_answer=True)

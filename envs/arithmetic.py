@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from agentsynth import Task, TextEnv
+from agentsynth import ProbeReplies, Task, TextEnv
 from rubrics import answer_line, direction_hint, numeric_match, parse_number
 
 from ._keys import answer_key, number_key
+from ._probes import integer_replies
 
 PROMPT = "Compute the value of: {expr}\nShow your work if you like, then end with a line 'Answer: <integer>'."
 
@@ -55,3 +56,7 @@ class ArithmeticEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"-?\d+")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The total plus or minus one is wrong; 42.00, 1,024 and a Unicode minus are the same answer."""
+        return integer_replies(task.answer)

@@ -33,7 +33,7 @@ import re
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, grader
+from agentsynth import ProbeReplies, Task, TextEnv, grader
 from rubrics.unit_tests import _FENCE, extract_code  # noqa: F401 - extract_code re-exported
 from rubrics.unit_tests import check as _check
 
@@ -278,3 +278,15 @@ class CodeEnv(TextEnv):
 
     def reference_reply(self, task: Task) -> str:
         return f"```python\n{task.answer.rstrip()}\n```"
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The function returning None (or -1 where every expected value is None) fails a hidden
+        test, so it is wrong; the code in a ```py block, in an unlabelled block, or followed by a
+        main guard that would fail (it must not run) is the same answer."""
+        head = task.answer.split("\n", 1)[0]
+        value = "None" if any(e is not None for e in task.metadata["expected"]) else "-1"
+        code = task.answer.rstrip()
+        guard = f"{code}\n\n\nif __name__ == \"__main__\":\n    raise SystemExit(1)"
+        return ProbeReplies(wrong=(f"{head}\n    return {value}\n",), must_pass={
+            "py fence": f"```py\n{code}\n```", "bare fence": f"```\n{code}\n```",
+            "main guard": f"```python\n{guard}\n```"})

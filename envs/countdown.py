@@ -31,7 +31,7 @@ from typing import Union
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -309,3 +309,10 @@ class CountdownEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"[\d\s+\-*()]*\d[\d\s+\-*()]*(?:=\s*\d+)?")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The expression plus or minus one misses the target, so it is wrong; the expression with
+        its value after it, in parentheses or with × for * is the same answer."""
+        e, target = task.answer, task.metadata["target"]
+        return ProbeReplies(wrong=(f"{e}+1", f"{e}-1"),
+                            equivalent=(f"{e} = {target}", f"({e})", e.replace("*", " × "), f"{target} = {e}"))

@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, grader
+from agentsynth import ProbeReplies, Task, TextEnv, grader
 from agentsynth.answers import answer_region
 
 from ._keys import answer_key
@@ -282,3 +282,26 @@ class ExtractionEnv(TextEnv):
 
     def reference_reply(self, task: Task) -> str:
         return f"```json\n{task.answer}\n```"
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """A string fact with " Jr" added is wrong, and so are the object with an extra key (the
+        schema allows none) and with a fact set to null; the object with its strings in upper case
+        (strings compare ignoring case) or its integers written as 1200.0 is the same answer."""
+        obj = json.loads(task.answer)
+        key = next(k for k in ("name", "title", *obj) if isinstance(obj.get(k), str))
+        wrong = json.dumps({**obj, key: obj[key] + " Jr"}, sort_keys=True, separators=(",", ":"))
+
+        def upper(v):
+            return v.upper() if isinstance(v, str) else [upper(x) for x in v] if isinstance(v, list) else (
+                {k: upper(x) for k, x in v.items()} if isinstance(v, dict) else v)
+
+        def floats(v):
+            return float(v) if isinstance(v, int) and not isinstance(v, bool) else [floats(x) for x in v] if isinstance(
+                v, list) else ({k: floats(x) for k, x in v.items()} if isinstance(v, dict) else v)
+
+        fence = "```json\n{}\n```".format
+        must_pass = {"strings in upper case": fence(json.dumps(upper(obj)))}
+        if json.dumps(floats(obj)) != json.dumps(obj):
+            must_pass["integers as 1200.0"] = fence(json.dumps(floats(obj)))
+        return ProbeReplies(wrong=(wrong,), single_answer=True, must_pass=must_pass, must_fail={
+            "extra key": fence(json.dumps({**obj, "notes": "extracted"})), "null value": fence(json.dumps({**obj, key: None}))})

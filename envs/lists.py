@@ -26,7 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -154,3 +154,14 @@ class ListsEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"\d+(?:\s*,\s*\d+)+")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The list with its last or first number one higher misses the sum, so it is wrong; the list
+        in brackets, with spaces only, with 'and', or as a sum with its total is the same answer."""
+        nums = task.answer.split(", ")
+        last = ", ".join(nums[:-1] + [str(int(nums[-1]) + 1)])
+        first = ", ".join([str(int(nums[0]) + 1)] + nums[1:])
+        total = sum(int(n) for n in nums)
+        return ProbeReplies(wrong=(last, first), equivalent=(f"[{task.answer}]", " ".join(nums),
+                                                             ", ".join(nums[:-1]) + f" and {nums[-1]}",
+                                                             " + ".join(nums) + f" = {total}"))

@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, grader
+from agentsynth import ProbeReplies, Task, TextEnv, grader
 from agentsynth.answers import answer_block, answer_region
 
 from ._keys import answer_key
@@ -184,3 +184,19 @@ class LogicEnv(TextEnv):
 
     def scores(self):
         return [assigned_once]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """Assignments with one person's kind flipped (or everyone's) that make some statement
+        inconsistent are wrong (another consistent assignment would be right, so those are left
+        out); the kinds in other cases, words and layouts are the same answer."""
+        people, stmts = task.metadata["people"], task.metadata["statements"]
+        ref = {p: k == "knight" for p, k in (x.split("=") for x in task.answer.split(", "))}
+        flips = [{**ref, p: not ref[p]} for p in people] + [{p: not v for p, v in ref.items()}]
+        kind = {True: "knight", False: "knave"}
+        wrong = [", ".join(f"{p}={kind[a[p]]}" for p in people) for a in flips if consistent(stmts, a)]
+        knights = [p for p in people if ref[p]]
+        knaves = [p for p in people if not ref[p]]
+        same = ["; ".join(f"{p.lower()}: {kind[ref[p]].upper()}" for p in people),
+                " ".join(f"{p} is a {kind[ref[p]]}." for p in people)]
+        listed = "Knights: " + (", ".join(knights) or "none") + ". Knaves: " + (", ".join(knaves) or "none") + "."
+        return ProbeReplies(wrong=tuple(dict.fromkeys(wrong)), equivalent=(*same, listed), fold_case=True)

@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -160,3 +160,10 @@ class PairsEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"a\s*=\s*\d+\s*,\s*b\s*=\s*\d+")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The pair with a or b one higher breaks the sum, so it is wrong; the pair with labels in
+        the other order, without labels, or in words is the same answer."""
+        a, b = (int(x.split("=")[1]) for x in task.answer.split(", "))
+        return ProbeReplies(wrong=(f"a={a + 1}, b={b}", f"a={a}, b={b + 1}"),
+                            equivalent=(f"b={b}, a={a}", f"{a}, {b}", f"({a}, {b})", f"a = {a} and b = {b}", f"a: {a}; b: {b}"))

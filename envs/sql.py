@@ -30,7 +30,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, grader
+from agentsynth import ProbeReplies, Task, TextEnv, grader
 from agentsynth.answers import answer_region
 
 from ._keys import answer_key
@@ -381,3 +381,10 @@ class SQLEnv(TextEnv):
 
     def reference_reply(self, task: Task) -> str:
         return f"```sql\n{task.answer}\n```"
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The reference query with an extra column gives another result, so it is wrong; the query
+        with a trailing semicolon, or in a bare fenced block, is the same answer."""
+        q = task.answer.rstrip().rstrip(";")
+        return ProbeReplies(wrong=(q.replace("SELECT ", "SELECT 0 AS extra, ", 1),),
+                            must_pass={"trailing semicolon": f"```sql\n{q};\n```", "bare fence": f"```\n{q}\n```"})

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -149,3 +149,10 @@ class StringTransformEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"[\"'`]?[A-Za-z]+(?: [A-Za-z]+)*[\"'`]?")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The output with its case swapped, its last character dropped or (several words) its
+        words reversed is wrong: case and spacing matter, so no other form is the same answer."""
+        a = task.answer
+        wrong = [a.swapcase(), a[:-1], " ".join(a.split(" ")[::-1])]
+        return ProbeReplies(wrong=tuple(w for w in dict.fromkeys(wrong) if w and w != a), single_answer=True)

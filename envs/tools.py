@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from agentsynth import Task, TextEnv
+from agentsynth import ProbeReplies, Task, TextEnv
 from rubrics import answer_line, direction_hint, numeric_match, parse_number
 
 from ._keys import answer_key, number_key
+from ._probes import integer_replies
 
 CATALOG = ("widget", "gadget", "sprocket", "gizmo", "flange", "bracket", "valve", "hinge", "spindle", "gasket")
 PROMPT = ("A customer orders {items}.{discount} Look up each item's unit price in cents with the price_lookup "
@@ -108,3 +109,7 @@ class ToolLookupEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"-?\d+")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """The total plus or minus one cent is wrong; 1,200.00 is the same answer."""
+        return integer_replies(task.answer)

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from agentsynth import Task, TextEnv, final_answer
+from agentsynth import ProbeReplies, Task, TextEnv, final_answer
 from rubrics import answer_line
 
 from ._keys import answer_key
@@ -96,8 +96,12 @@ _NUM = re.compile(
 _SUP = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 
 
+_ANOTHER = re.compile(r"(?<![\^\w.])(?<!\^[-+])\d")  # a number after the stated one (not an exponent: m^3, s^-1)
+
+
 def parse(text: str) -> tuple[float | None, str]:
-    """The stated number and the text after it (the unit, if any)."""
+    """The stated number and the text after it (the unit, if any); None when the final answer (after
+    its last ``=``, outside parentheses) states another number after it."""
     part = final_answer(text)[:300].replace("−", "-")
     part = re.sub(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+", lambda m: "^" + m.group().translate(_SUP), part)
     part = re.split(r"=|≈", re.sub(r"\([^()]*\)", "", part))[-1]
@@ -107,6 +111,8 @@ def parse(text: str) -> tuple[float | None, str]:
     exp = m.group(2) or m.group(3) or "0"
     if len(exp) > 4:
         return None, ""
+    if _ANOTHER.search(part[m.end():]):
+        return None, ""  # several values ("12.5 km or 13 km"): no one stated value
     value = float(re.sub(r"[, \u2009\u202f]", "", m.group(1)) + "e" + exp)
     rest = re.split(r"[(,;]", part[m.end():])[0].strip(" .!*`$")
     return (value if math.isfinite(value) else None), rest
@@ -185,3 +191,10 @@ class UnitConversionEnv(TextEnv):
 
     def scores(self):
         return [answer_line(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?(?:\s*[^\d\s].*)?")]
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """5% more and ten times the value are wrong (the tolerance is 0.1%); the number without its
+        unit and the value to 7 significant digits are the same answer."""
+        v, dst = float(task.metadata["expected"]), task.metadata["dst"]
+        wrong = (f"{sig(v * 1.05)} {dst}", f"{sig(v * 10)} {dst}") if v else (f"1 {dst}", f"10 {dst}")
+        return ProbeReplies(wrong=wrong, equivalent=(sig(v), f"{sig(v, 7)} {dst}"), single_answer=True)

@@ -101,7 +101,9 @@ def test_the_fixed_examples_of_the_brief() -> None:
     env = UnitConversionEnv()
     cases = (
         (12.5, "m", ["12.5", "12.5 m", "Answer: 12.50 meters", "1.25e1", "1.25 × 10¹ m", "Answer: 1250 cm = 12.5 m",
-                     "12.51 m", "Answer: 12.5 m (that is 1250 cm)"], ["12.5 km", "12.6 m", "125 m", "12.5 min", "12,5 m"]),
+                     "12.51 m", "Answer: 12.5 m (that is 1250 cm)"], ["12.5 km", "12.6 m", "125 m", "12.5 min", "12,5 m",
+                     # several values, the right one first (found by agentsynth probe, candidates_right_first)
+                     "Answer: 12.5 m or 13.1 m", "12.5 m, 125 m", "12.5 or 13", "Answer: 12.5 m; maybe 12.6 m"]),
         (12500, "m", ["12,500 m", "12 500 m", "1.25e4", "Answer: 12,500.0 meters"], ["12.5 km", "12,5 m", "1,25 m"]),
         (20, "m/s", ["20 m/s", "20 metres per second", "20 m/sec", "20 m s^-1"], ["20 km/h", "72 km/h", "20 mph"]),
         (-40, "°F", ["-40 °F", "−40 °F", "-40 F", "-40°F", "-40 degrees Fahrenheit"], ["-40 °C", "40 °F", "-40 K"]),

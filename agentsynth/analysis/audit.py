@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.connection import StoreError, connect
+from ..store.probes import describe_flags, latest_flags
 from .figures import compute
 from .observations import _load  # package-internal
 from .results import AuditResult, _save  # package-internal
@@ -74,7 +75,7 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
             audit_id="a-" + uuid.uuid4().hex[:12], runs=names, run_ids=ids, bootstrap=bootstrap,
             confidence=confidence, min_tasks=min_tasks, rows=rows,
             labels={s: data.labels.get(s, {}) for s in data.signals}, channel_signal=data.channel_signal,
-            domains=data.domains,
+            domains=data.domains, probe_flags=_probe_flags(con, ids),
         )
         if save:
             _save(con, result, seed)
@@ -83,3 +84,12 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
     finally:
         con.close()
 
+
+def _probe_flags(con: Any, run_ids: list[str]) -> dict[str, str]:
+    """Signal name -> the latest probe flags of that grader in each environment of the runs."""
+    envs = [r[0] for r in con.execute("SELECT DISTINCT env_id FROM episodes WHERE list_contains(?, run_id) ORDER BY 1",
+                                      [run_ids]).fetchall()]
+    out: dict[str, list[str]] = {}
+    for (env, grader), flags in sorted(latest_flags(con, envs).items()):
+        out.setdefault(grader, []).append(f"{env}: {describe_flags(flags)}")
+    return {g: "; ".join(parts) for g, parts in out.items()}

@@ -48,10 +48,14 @@ def _label(res: AuditResult, name: str) -> str:
 
 
 def signal_table(res: AuditResult, domain: str | None = None,
-                 columns: list[tuple[str, str]] = SIGNAL_COLUMNS) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-signal table (pooled, or one domain)."""
-    return _table(res, "signal", ["signal", "labels (source/openness/meta)", "n obs / tasks"],
-                  lambda n: _label(res, n), "pass_rate", columns, domain)
+                 columns: list[tuple[str, str]] = SIGNAL_COLUMNS, *, probe: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-signal table (pooled, or one domain); with ``probe``, a last column
+    of the latest probe flags when the store holds a probe of the runs' environments."""
+    head, rows = _table(res, "signal", ["signal", "labels (source/openness/meta)", "n obs / tasks"],
+                        lambda n: _label(res, n), "pass_rate", columns, domain)
+    if not probe or not res.probe_flags:
+        return head, rows
+    return head + ["probe (latest)"], [r + [res.probe_flags.get(r[0], "-")] for r in rows]
 
 
 def channel_table(res: AuditResult, domain: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -98,7 +102,7 @@ def print_tables(res: AuditResult, *, by_domain: bool, stream: Any) -> None:
     for domain in [None, *(res.domains if by_domain else [])]:
         where = "all domains" if domain is None else f"domain {domain}"
         for title, (cols, rows) in ((f"signals: agreement with truth, {where}", signal_table(res, domain, AGREEMENT_COLUMNS)),
-                                    (f"signals: information in bits, {where}", signal_table(res, domain, INFORMATION_COLUMNS)),
+                                    (f"signals: information in bits, {where}", signal_table(res, domain, INFORMATION_COLUMNS, probe=False)),
                                     (f"feedback channels, {where}", channel_table(res, domain))):
             console.print(data_table(cols, rows, title=title))
     query = (f"Query them: agentsynth sql \"SELECT * FROM audit_results WHERE audit_id = '{res.audit_id}'\"" if res.saved

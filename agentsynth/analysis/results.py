@@ -49,6 +49,9 @@ class AuditResult:
     channel_signal: dict[str, str] = field(default_factory=dict)
     domains: list[str] = field(default_factory=list)
     saved: bool = False
+    probe_flags: dict[str, str] = field(default_factory=dict)
+    """Per signal, the flags of the latest ``agentsynth probe`` of that grader in the runs'
+    environments (``"pairs: hackable; arithmetic: ok"``); empty when the store holds none."""
 
     def get(self, scope: str, name: str, metric: str, domain: str | None = None) -> AuditRow | None:
         """The row for (scope, name, metric, domain), or None."""
@@ -62,7 +65,7 @@ class AuditResult:
         return {
             "audit_id": self.audit_id, "runs": self.runs, "run_ids": self.run_ids, "bootstrap": self.bootstrap,
             "confidence": self.confidence, "min_tasks": self.min_tasks, "domains": self.domains,
-            "labels": self.labels, "channel_signal": self.channel_signal,
+            "labels": self.labels, "channel_signal": self.channel_signal, "probe_flags": self.probe_flags,
             "rows": [asdict(r) for r in self.rows],
         }
 

@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop, probe.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -93,7 +93,7 @@ def sql(query: str, store: str, fmt: str, out: str | None, max_rows: int, allow_
 
     \b
     Tables: runs, tasks, episodes, messages, signals, signal_types, audits, audit_results,
-    exports, export_items, evaluations; view: generalization.
+    exports, export_items, evaluations, loops, probes; view: generalization.
     Example: agentsynth sql "SELECT domain, avg(reward) FROM episodes GROUP BY 1"
     The query reads the store only, unless --allow-files.
     """
@@ -197,12 +197,39 @@ def runs(store: str) -> None:
     print_table(cols, rows, 1000, sys.stdout)
 
 
+def _probe_flags(store: str | None) -> dict[tuple[str, str], list[str]]:
+    """The latest probe flags per (environment, grader) in ``store`` (default: the default store when
+    it exists and can be read; otherwise none); an explicit store that cannot be read fails."""
+    from ..store import StoreError
+    from ..store.connection import connect
+    from ..store.probes import latest_flags
+
+    path = store or str(DEFAULT_STORE)
+    if store is None and not DEFAULT_STORE.exists():
+        return {}
+    try:
+        con = connect(path, read_only=True)
+    except StoreError as exc:
+        if store is None:
+            return {}
+        fail(str(exc))
+    try:
+        return latest_flags(con)
+    finally:
+        con.close()
+
+
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def envs(fmt: str) -> None:
-    """List registered environments: domain, feedback channels, graders and their labels."""
+@click.option("--store", type=click.Path(dir_okay=False),
+              help=f"Show each grader's flags from the latest `agentsynth probe` in this store (default: {DEFAULT_STORE}, if it exists).")
+def envs(fmt: str, store: str | None) -> None:
+    """List registered environments: domain, feedback channels, graders, their labels and (when the
+    store holds a probe of them) their probe flags: hackable, brittle or ok."""
     from ..registry import available, resolve
+    from ..store.probes import describe_flags
 
+    probed = _probe_flags(store)
     rows = []
     for name, target in available().items():
         row: dict[str, Any] = {"name": name, "gymnasium_id": f"agentsynth/{name}-v0", "target": target}
@@ -215,7 +242,8 @@ def envs(fmt: str) -> None:
         row["channels"] = list(env.channels)
         row["graders"] = [
             {"name": g.name, "source": g.signal_type.source, "openness": g.signal_type.openness,
-             "meta_level": g.signal_type.meta_level, "task_relevant": g.signal_type.task_relevant}
+             "meta_level": g.signal_type.meta_level, "task_relevant": g.signal_type.task_relevant,
+             **({"probe": probed[(name, g.name)]} if (name, g.name) in probed else {})}
             for g in env.all_graders().values()
         ]
         env.close()
@@ -224,13 +252,16 @@ def envs(fmt: str) -> None:
         click.echo(json.dumps(rows, indent=1))
         return
     cols = ["name", "gymnasium id", "domain", "feedback channels", "graders (source/openness/meta-level/task-relevant)"]
+    if probed:
+        cols[-1] = "graders (source/openness/meta-level/task-relevant; latest probe)"
     table = []
     for r in rows:
         if "error" in r:
             table.append((r["name"], r["gymnasium_id"], "?", "?", r["error"]))
             continue
         graders = ", ".join(
-            f"{g['name']} ({g['source']}/{g['openness']}/{g['meta_level']}/{'yes' if g['task_relevant'] else 'no'})"
+            f"{g['name']} ({g['source']}/{g['openness']}/{g['meta_level']}/{'yes' if g['task_relevant'] else 'no'}"
+            + (f"; probe: {describe_flags(g['probe'])}" if "probe" in g else "") + ")"
             for g in r["graders"]
         )
         table.append((r["name"], r["gymnasium_id"], r["domain"], ", ".join(r["channels"]), graders))
@@ -240,10 +271,11 @@ def envs(fmt: str) -> None:
 def _register_commands() -> None:
     from .analysis import audit, eval_cmd, export_cmd
     from .loop import loop
+    from .probe import probe
     from .serve import serve
     from .student import student, train_cmd
 
-    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop):
+    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop, probe):
         main.add_command(cmd)
 
 

@@ -1,7 +1,8 @@
 """The trajectory store: one DuckDB file. Read it with :func:`open_store`.
 
 Tables (documented in the README): runs, tasks, episodes, messages, signals, signal_types, and
-the analysis tables audits, audit_results, exports, export_items, evaluations (view: generalization).
+the analysis tables audits, audit_results, exports, export_items, evaluations, loops, probes (view:
+generalization).
 """
 
 from __future__ import annotations

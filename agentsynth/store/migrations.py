@@ -293,6 +293,44 @@ def m004_loops(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
 
+
+@migration
+def m005_probes(con: duckdb.DuckDBPyConnection) -> None:
+    """The ``probes`` table: one row per grader × strategy of a probe (``agentsynth probe``).
+
+    ``kind`` is ``hack`` (``failures`` = false accepts of replies wrong by construction) or
+    ``brittle`` (false rejects of equivalent correct replies); ``rate`` and its 95% Wilson
+    interval ``ci_low``..``ci_high`` are failures / n; ``flagged``: the interval's lower bound is
+    above 0 on a grader that is not a surface check (``surface``). ``grader`` joins
+    ``signal_types.name``; ``difficulty`` lists the levels probed, ``tasks`` the tasks per level
+    (seeds 0 .. tasks - 1), ``judge_model`` the model asked by judge graders (NULL: none).
+    """
+    con.execute(
+        """
+        CREATE TABLE probes (
+            probe_id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            env_id VARCHAR NOT NULL,
+            grader VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            n INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            rate DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            example VARCHAR,
+            flagged BOOLEAN NOT NULL,
+            surface BOOLEAN NOT NULL,
+            difficulty INTEGER[] NOT NULL,
+            tasks INTEGER NOT NULL,
+            judge_model VARCHAR,
+            agentsynth_version VARCHAR NOT NULL
+        )
+        """
+    )
+
+
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the migrations recorded in the store ([] for a new or foreign file)."""
     exists = con.execute(
