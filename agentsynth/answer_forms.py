@@ -5,15 +5,13 @@ probes of the graders).
 first attempt showing a distractor, so a reader that picks up any answer-looking text instead of
 the one the reply settles on is caught: with a wrong distractor, a correct answer must pass in
 every form; with the reference as the distractor, a wrong answer must fail in every form.
-:func:`wrong_answers` proposes wrong answers for the built-in domains' tasks and
-:func:`cases` draws them (:data:`LEVELS`: each built-in domain's distinct difficulty levels).
+:func:`cases` draws tasks of the built-in domains with a wrong answer each, from the environment's
+own :meth:`~agentsynth.TextEnv.probe_replies` (:data:`LEVELS`: each domain's distinct difficulty levels).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
-from fractions import Fraction
 
 from .env import TextEnv
 from .registry import make
@@ -69,48 +67,10 @@ def reference(task: Task) -> str:
     return task.answer.strip("\n")
 
 
-def wrong_answers(task: Task) -> list[str]:
-    """Plausible wrong answers to a built-in domain's task, most telling first (empty for other
-    domains). They are meant to be checked against the truth: for ``logic`` some may be another
-    consistent assignment (and for the many-answer domains, another correct answer)."""
-    a = reference(task)
-    if task.domain in ("arithmetic", "tools"):
-        return [str(int(a) + 1), str(int(a) - 1)]
-    if task.domain == "algebra":
-        return [str(Fraction(a) + 1), str(-Fraction(a) or 1)]
-    if task.domain == "units":
-        value, _, unit = a.partition(" ")
-        return [f"{float(value) * 1.01:.6g} {unit}", f"{float(value) * 10:.6g} {unit}"]
-    if task.domain == "strings":
-        return [a.swapcase(), " ".join(a.split(" ")[::-1])]
-    if task.domain == "logic":
-        kinds = dict(p.split("=") for p in a.split(", "))
-        flip = {"knight": "knave", "knave": "knight"}
-        out = [{**kinds, p: flip[k]} for p, k in kinds.items()] + [{p: flip[k] for p, k in kinds.items()}]
-        return [", ".join(f"{p}={k}" for p, k in x.items()) for x in out]
-    if task.domain == "code":
-        return [a.split("\n", 1)[0] + "\n    return None"]
-    if task.domain == "sql":
-        return [a.replace("SELECT ", "SELECT 0 AS extra, ", 1)]
-    if task.domain == "extraction":
-        obj = json.loads(a)
-        key = next(k for k in ("name", "title", *obj) if isinstance(obj.get(k), str))
-        return [json.dumps({**obj, key: obj[key] + " Jr"}, sort_keys=True, separators=(",", ":"))]
-    if task.domain == "pairs":  # the sum off by one; a and b swapped
-        a_, b_ = (int(x.split("=")[1]) for x in a.split(", "))
-        return [f"a={a_ + 1}, b={b_}", f"a={b_}, b={a_}"]
-    if task.domain == "countdown":  # one more; the last operation changed
-        return [f"{a}+1", a[::-1].replace("+", "-", 1)[::-1] if "+" in a else a + "-1"]
-    if task.domain == "lists":  # the last number one higher (the sum off by one); the order reversed
-        nums = a.split(", ")
-        return [", ".join(nums[:-1] + [str(int(nums[-1]) + 1)]), ", ".join(nums[::-1])]
-    return []
-
-
 def cases(domain: str, seeds: Iterable[int] = range(20)) -> Iterator[tuple[TextEnv, Task, str, str]]:
     """(environment, task, its reference, a wrong answer) for each level of a built-in ``domain``
-    and each seed; the wrong answer is the first of :func:`wrong_answers` that the truth rejects
-    as ``Answer: W``."""
+    and each seed; the wrong answer is the first of the environment's
+    :meth:`~agentsynth.TextEnv.probe_replies` ``wrong`` answers that the truth rejects as ``Answer: W``."""
     seeds = list(seeds)
     for level in LEVELS[domain]:
         env = make(domain, difficulty=level)
@@ -118,5 +78,5 @@ def cases(domain: str, seeds: Iterable[int] = range(20)) -> Iterator[tuple[TextE
             env.reset(seed=seed)
             task = env.task
             assert task is not None
-            wrong = next(w for w in wrong_answers(task) if not env.verify(task, f"Answer: {w}"))
+            wrong = next(w for w in env.probe_replies(task).wrong if not env.verify(task, f"Answer: {w}"))
             yield env, task, reference(task), wrong
