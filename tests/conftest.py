@@ -107,6 +107,22 @@ def table_digest(store: Path) -> str:
         con.close()
 
 
+def export_source_store(path: Path, system_prompt: str) -> Path:
+    """A store for export tests, on the sim: run "src" (the system prompt; arithmetic x
+    binary/reference/rubric, units x none, tools x binary, 3 samples) and "plain" (no system prompt)."""
+    import agentsynth
+
+    agentsynth.Runner(agentsynth.RunSpec(name="src", store=str(path), samples=3, system_prompt=system_prompt, envs=[
+        agentsynth.EnvSpec(id="arithmetic", tasks=15, feedback=["binary", "reference", "rubric"]),
+        agentsynth.EnvSpec(id="units", tasks=15, feedback=["none"]),
+        agentsynth.EnvSpec(id="tools", tasks=5, feedback=["binary"], max_turns=4),
+    ])).run()
+    agentsynth.Runner(agentsynth.RunSpec(name="plain", store=str(path), samples=2, envs=[
+        agentsynth.EnvSpec(id="arithmetic", tasks=5, feedback=["binary"]),
+    ])).run()
+    return path
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store.duckdb"

@@ -16,9 +16,8 @@ import datasets
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, q, table_digest
+from conftest import cli, export_source_store, q, table_digest
 
-import agentsynth
 from agentsynth.exports import ExportError, NothingToExport, canonical_json, export
 
 SYSTEM = "You are a careful assistant."
@@ -29,16 +28,7 @@ ROLES = {"system", "user", "assistant", "tool"}
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run "src" (system prompt; arithmetic x binary/reference/rubric, units x none, tools x binary,
     3 samples) and "plain" (no system prompt) on the sim."""
-    path = tmp_path_factory.mktemp("export") / "s.duckdb"
-    agentsynth.Runner(agentsynth.RunSpec(name="src", store=str(path), samples=3, system_prompt=SYSTEM, envs=[
-        agentsynth.EnvSpec(id="arithmetic", tasks=15, feedback=["binary", "reference", "rubric"]),
-        agentsynth.EnvSpec(id="units", tasks=15, feedback=["none"]),
-        agentsynth.EnvSpec(id="tools", tasks=5, feedback=["binary"], max_turns=4),
-    ])).run()
-    agentsynth.Runner(agentsynth.RunSpec(name="plain", store=str(path), samples=2, envs=[
-        agentsynth.EnvSpec(id="arithmetic", tasks=5, feedback=["binary"]),
-    ])).run()
-    return path
+    return export_source_store(tmp_path_factory.mktemp("export") / "s.duckdb", SYSTEM)
 
 
 def _export(store: Path, out: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:

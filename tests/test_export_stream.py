@@ -12,9 +12,8 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import q, table_digest
+from conftest import export_source_store, q, table_digest
 
-import agentsynth
 from agentsynth.exports import ExportError, export
 
 
@@ -22,16 +21,7 @@ from agentsynth.exports import ExportError, export
 def sim_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The runs of test_export.py's store: "src" (arithmetic x binary/reference/rubric, units x
     none, tools x binary, 3 samples) and "plain", on the sim."""
-    path = tmp_path_factory.mktemp("stream") / "s.duckdb"
-    agentsynth.Runner(agentsynth.RunSpec(name="src", store=str(path), samples=3, system_prompt="Be careful.", envs=[
-        agentsynth.EnvSpec(id="arithmetic", tasks=15, feedback=["binary", "reference", "rubric"]),
-        agentsynth.EnvSpec(id="units", tasks=15, feedback=["none"]),
-        agentsynth.EnvSpec(id="tools", tasks=5, feedback=["binary"], max_turns=4),
-    ])).run()
-    agentsynth.Runner(agentsynth.RunSpec(name="plain", store=str(path), samples=2, envs=[
-        agentsynth.EnvSpec(id="arithmetic", tasks=5, feedback=["binary"]),
-    ])).run()
-    return path
+    return export_source_store(tmp_path_factory.mktemp("stream") / "s.duckdb", "Be careful.")
 
 
 def _sha(data: bytes) -> str:
