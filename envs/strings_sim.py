@@ -9,7 +9,7 @@ import re
 
 from agentsynth.sim import Problem
 
-from .strings import apply, extract, run
+from .strings import extract, run
 
 _HEAD = "Apply these steps in order to the text below:"
 _TEXT = re.compile(r'^Text: "([^"\n]*)"\s*$', re.M)

@@ -85,7 +85,11 @@ def test_interrupt_flushes_finished_episodes_and_marks_the_run(tmp_path: Path, s
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    deadline = time.monotonic() + 60  # not a fixed sleep: on a loaded machine the imports alone can take 2 s
+    while not store.exists():  # the run has started (its handlers are in place) once it created the store
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # let some episodes finish
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; run the same command again to resume" in err, err
