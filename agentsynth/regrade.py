@@ -90,7 +90,7 @@ def _resolve_grader(ref: str) -> Grader | str:
 def _turns(con: duckdb.DuckDBPyConnection, run_id: str) -> Iterable[_Turn]:
     rows = con.execute(
         """SELECT e.episode_id, e.env_id, e.env_config, t.task_id, t.env_id, t.domain, t.seed, t.prompt, t.answer, t.metadata,
-                  list(struct_pack(position := m.position, turn := m.turn, role := m.role, content := m.content) ORDER BY m.position)
+                  list(struct_pack("position" := m.position, turn := m.turn, role := m.role, content := m.content) ORDER BY m.position)
            FROM episodes e JOIN tasks t USING (task_id) JOIN messages m USING (episode_id)
            WHERE e.run_id = ? AND e.status = 'ok' GROUP BY ALL ORDER BY e.episode_id""",
         [run_id],

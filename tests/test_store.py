@@ -128,6 +128,31 @@ def test_migrations_apply_once_and_a_newer_store_is_refused(tmp_path: Path) -> N
         agentsynth.open_store(foreign)
 
 
+def test_a_store_from_before_m002_upgrades_to_the_schema_a_new_store_gets(tmp_path: Path) -> None:
+    """m002 adds ``runs.kind`` in two statements (DuckDB 1.x refuses a NOT NULL in ADD COLUMN): a
+    store written before it gets the same table a new store gets, its old run marked 'synthesis'."""
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_order INTEGER, applied_at TIMESTAMP)")
+    migrations.MIGRATIONS[0](con)
+    con.execute("INSERT INTO _migrations VALUES (?, 0, now()::TIMESTAMP)", [migrations.MIGRATIONS[0].__name__])
+    con.execute("INSERT INTO runs VALUES ('r-1', 'old', '{}', 'h', 'sim', NULL, 'completed', 1, 1, now()::TIMESTAMP, NULL, '0.1.0')")
+    con.execute("INSERT INTO messages VALUES ('e-1', 0, 0, 'assistant', 'so... Answer: 42', NULL, NULL)")
+    con.close()
+    con = connect(old, read_only=False)
+    assert migrations.applied(con) == migrations.known()
+    assert con.execute("SELECT name, kind FROM runs").fetchall() == [("old", "synthesis")]
+    assert con.execute("SELECT answer FROM messages").fetchall() == [("42",)]
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("UPDATE runs SET kind = NULL")
+    ddl = "SELECT table_name, sql FROM duckdb_tables() ORDER BY 1"
+    upgraded = con.execute(ddl).fetchall()
+    con.close()
+    con = connect(tmp_path / "new.duckdb", read_only=False)
+    assert upgraded == con.execute(ddl).fetchall()
+    con.close()
+
+
 def test_store_api_refuses_writes_too(filled: Path) -> None:
     with agentsynth.open_store(filled) as s:
         with pytest.raises(ReadOnlyViolation):

@@ -2,7 +2,8 @@
 
 Each migration is a function of a DuckDB connection; the ``_migrations`` table records which ones
 ran. A store whose ``_migrations`` names one this code does not know was written by a newer
-agentsynth and is refused. Add a migration by appending a function; never edit a released one.
+agentsynth and is refused. Add a migration by appending a function; never change what a released
+one makes (m002 was reworded for DuckDB 1.x, to the same schema).
 """
 
 from __future__ import annotations
@@ -131,7 +132,11 @@ def m002_analysis_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("UPDATE messages SET answer = _agentsynth_answer(content) WHERE role = 'assistant' AND tool_calls IS NULL")
     finally:
         con.remove_function("_agentsynth_answer")
-    con.execute("ALTER TABLE runs ADD COLUMN kind VARCHAR NOT NULL DEFAULT 'synthesis'")
+    # Two statements, not ``ADD COLUMN kind VARCHAR NOT NULL DEFAULT ...``: DuckDB 1.x refuses
+    # a constraint in ADD COLUMN ("Adding columns with constraints not yet supported"). The default
+    # fills the existing rows first, so SET NOT NULL holds; the schema is the same either way.
+    con.execute("ALTER TABLE runs ADD COLUMN kind VARCHAR DEFAULT 'synthesis'")
+    con.execute("ALTER TABLE runs ALTER COLUMN kind SET NOT NULL")
     con.execute(
         """
         CREATE TABLE audits (
