@@ -122,7 +122,8 @@ class TaskSetEnv(TextEnv):
             for kw, cols in mapped.items():
                 for c in cols:
                     if c and have and c not in have:
-                        return (f"column {c!r} ({kw}) is not in the file; its columns: {', '.join(have)}"
+                        role = "" if kw == c else f" ({kw})"
+                        return (f"column {c!r}{role} is not in the file; its columns: {', '.join(have)}"
                                 + (f"; map yours: {kw} = COLUMN" if kw in ("prompt", "answer") else ""))
             return None
 
@@ -246,7 +247,8 @@ class TaskSetEnv(TextEnv):
     def describe(self) -> dict[str, Any]:
         """Rows, the split's sizes and the duplicated questions."""
         t = self.table
-        return {"file": self.file, "format": t.source.kind, "rows": t.rows, "train": t.size("train"),
+        return {"file": self.file, "format": t.source.kind, "domain": self._domain if not self.domain_column else
+                f"per row ({self.domain_column})", "rows": t.rows, "train": t.size("train"),
                 "held_out": t.size("held_out"), "held_out_share": t.key.held_out, "duplicates": t.duplicates}
 
     @classmethod
