@@ -127,31 +127,50 @@ class TaskSetEnv(TextEnv):
                                 + (f"; map yours: {kw} = COLUMN" if kw in ("prompt", "answer") else ""))
             return None
 
-        def check(row: int, values: list[Any]) -> str | None:
-            for c, v in zip(content, values):
-                if v is MISSING:
-                    return f"no column {c!r}"
-                if not isinstance(v, str) and (not self.template or v is None):
-                    return f"column {c!r} is {_kind(v)}, not text"
-                if isinstance(v, str) and not v.strip() and not self.template:
-                    return f"column {c!r} is empty"
-            for c, v in zip(checked, values[len(content):]):
-                if v is MISSING:
-                    return f"no column {c!r}"
-                if c == self.answer_column:
-                    if v is None or (isinstance(v, str) and not v.strip()):
-                        if self._needs_answer():
-                            return f"column {c!r} is empty"
-                    elif not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                        return f"column {c!r} is {_kind(v)}, not text or a number"
-                elif c == self.tests_column and (why := g.tests_problem(v)):
-                    return f"column {c!r} {why}"
-                elif c == self.rubric_column:
-                    try:
-                        g.criteria_of(v)
-                    except ValueError as exc:
-                        return f"column {c!r} {exc}"
+        def content_problem(c: str, v: Any) -> str | None:
+            if v is MISSING:
+                return f"no column {c!r}"
+            if not isinstance(v, str) and (not self.template or v is None):
+                return f"column {c!r} is {_kind(v)}, not text"
+            if isinstance(v, str) and not self.template and (not v or v.isspace()):
+                return f"column {c!r} is empty"
             return None
+
+        def other_problem(c: str, v: Any) -> str | None:
+            if v is MISSING:
+                return f"no column {c!r}"
+            if c == self.answer_column:
+                if v is None or (isinstance(v, str) and (not v or v.isspace())):
+                    return f"column {c!r} is empty" if self._needs_answer() else None
+                if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                    return f"column {c!r} is {_kind(v)}, not text or a number"
+            elif c == self.tests_column and (why := g.tests_problem(v)):
+                return f"column {c!r} {why}"
+            elif c == self.rubric_column:
+                try:
+                    g.criteria_of(v)
+                except ValueError as exc:
+                    return f"column {c!r} {exc}"
+            return None
+
+        def check(cols: list[list[Any]]) -> tuple[int, str] | None:
+            """The first row of a batch at fault (quick tests first: rows are usually fine)."""
+            found: list[tuple[int, str]] = []
+            for c, values in zip(content, cols):
+                fine = (lambda v: v is not None and v is not MISSING) if self.template else (
+                    lambda v: type(v) is str and v and not v.isspace())
+                bad = next((i for i, v in enumerate(values) if not fine(v)), None)
+                if bad is not None and (why := content_problem(c, values[bad])):
+                    found.append((bad, why))
+            for c, values in zip(checked, cols[len(content):]):
+                simple = c == self.answer_column
+                for i, v in enumerate(values):
+                    if simple and (type(v) is int or (type(v) is str and v and not v.isspace())):
+                        continue
+                    if why := other_problem(c, v):
+                        found.append((i, why))
+                        break
+            return min(found) if found else None
 
         return open_table(self.file, columns=checked, content=content, held_out=held_out,
                           shuffle_seed=shuffle_seed, check=check, check_columns=check_columns)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ class Source:
         """The file's column names (for JSONL: those of its first row)."""
         raise NotImplementedError
 
-    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
-        """Every row's index and its values of ``columns`` (:data:`MISSING` for an absent key)."""
+    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[list[Any]]]]:
+        """Every row's values of ``columns`` (:data:`MISSING` for an absent key), in batches: the
+        index of the batch's first row, and one list of values per column."""
         raise NotImplementedError
 
     def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -88,19 +90,24 @@ class JsonlSource(Source):
             raise TaskSetError(f"{self.path}: line {lineno + 1}: a JSON {type(obj).__name__}, not an object")
         return obj
 
-    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
-        offsets, lines = [], []
+    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[list[Any]]]]:
+        offsets, lines = array("q"), array("q")
         pos = 0
-        row = 0
+        batch: list[list[Any]] = [[] for _ in columns]
         with self.path.open("rb") as fh:
             for lineno, line in enumerate(fh):
                 if line.strip():
                     obj = self._parse(line, lineno)
                     offsets.append(pos)
                     lines.append(lineno)
-                    yield row, [obj.get(c, MISSING) for c in columns]
-                    row += 1
+                    for values, c in zip(batch, columns):
+                        values.append(obj.get(c, MISSING))
+                    if batch and len(batch[0]) >= BATCH:
+                        yield len(offsets) - len(batch[0]), batch
+                        batch = [[] for _ in columns]
                 pos += len(line)
+        if batch and batch[0]:
+            yield len(offsets) - len(batch[0]), batch
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._lines = np.asarray(lines, dtype=np.int64)
 
@@ -159,10 +166,11 @@ class CsvSource(Source):
                     raise TaskSetError(f"{self.path}: not UTF-8 text ({exc})") from None
         return self._header
 
-    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
+    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[list[Any]]]]:
         header = self.columns
         idx = [header.index(c) if c in header else -1 for c in columns]
-        offsets = []
+        offsets = array("q")
+        batch: list[list[Any]] = [[] for _ in columns]
         with self.path.open("rb") as fh:
             lines = _Lines(fh)
             reader = csv.reader(lines)
@@ -179,8 +187,14 @@ class CsvSource(Source):
                 if not rec:
                     continue
                 offsets.append(start)
-                yield row, [rec[i] if 0 <= i < len(rec) else MISSING for i in idx]
+                for values, i in zip(batch, idx):
+                    values.append(rec[i] if 0 <= i < len(rec) else MISSING)
                 row += 1
+                if batch and len(batch[0]) >= BATCH:
+                    yield row - len(batch[0]), batch
+                    batch = [[] for _ in columns]
+        if batch and batch[0]:
+            yield row - len(batch[0]), batch
         self._offsets = np.asarray(offsets, dtype=np.int64)
 
     def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -226,7 +240,7 @@ class ArrowSource(Source):
         """The Arrow type of a column."""
         return self._schema.field(column).type
 
-    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
+    def scan(self, columns: Sequence[str]) -> Iterator[tuple[int, list[list[Any]]]]:
         present = [c for c in columns if c in self._schema.names]
         if self._parquet is not None:
             batches: Iterator[pa.RecordBatch] = self._parquet.iter_batches(batch_size=BATCH, columns=present)
@@ -234,10 +248,8 @@ class ArrowSource(Source):
             batches = iter(self._table.select(present).to_batches(max_chunksize=BATCH))
         row = 0
         for batch in batches:
-            cols = {c: batch.column(c).to_pylist() for c in present}
-            for i in range(batch.num_rows):
-                yield row, [cols[c][i] if c in cols else MISSING for c in columns]
-                row += 1
+            yield row, [batch.column(c).to_pylist() if c in present else [MISSING] * batch.num_rows for c in columns]
+            row += batch.num_rows
 
     def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
         wanted = np.asarray(sorted(set(rows)), dtype=np.int64)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .source import MISSING, Source, TaskSetError, open_source
 
@@ -40,17 +40,34 @@ def content_key(values: Sequence[Any]) -> bytes:
     return "\x1f".join(" ".join(str(v).casefold().split()) for v in values).encode()
 
 
+def content_hash(key: bytes) -> bytes:
+    """16 bytes of a content key's hash: the first 8 place it in the split, the last 8 identify it."""
+    return hashlib.blake2b(key, digest_size=16, person=b"as-tasks").digest()
+
+
 def split_hash(key: bytes) -> float:
     """Where a content key falls in [0, 1): held out when below the held-out share."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"as-split").digest(), "big") / 2.0**64
+    return int.from_bytes(content_hash(key)[:8], "big") / 2.0**64
 
 
-def _order_hash(key: bytes, salt: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"as-order", salt=salt).digest(), "big")
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, vectorized: a bijection of uint64 that scrambles every bit."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-RowCheck = Callable[[int, list[Any]], str | None]
-"""``check(row, values) -> error text or None``: a column mapping's per-row check."""
+def order_keys(ids: np.ndarray, shuffle_seed: int) -> np.ndarray:
+    """The seeded order of content ids (uint64): sorting by it is a permutation that depends on the
+    content and ``shuffle_seed`` only."""
+    seed = _mix(np.asarray([shuffle_seed & (2**64 - 1)], dtype=np.uint64))[0]
+    with np.errstate(over="ignore"):
+        return _mix(ids ^ seed)
+
+
+BatchCheck = Callable[[list[list[Any]]], tuple[int, str] | None]
+"""``check(columns) -> (offset in the batch, error text) or None``: a column mapping's check of a
+batch of rows (one list of values per column: the content columns, then the others)."""
 
 
 @dataclass(frozen=True)
@@ -68,32 +85,36 @@ class TableKey:
 class TaskTable:
     """An opened task set shared by every environment instance built on it (thread-safe)."""
 
-    def __init__(self, source: Source, key: TableKey, check: RowCheck, label: str):
+    def __init__(self, source: Source, key: TableKey, check: BatchCheck, label: str):
         self.source = source
         self.key = key
         ncontent = len(key.content)
-        salt = key.shuffle_seed.to_bytes(16, "little", signed=True)
-        held, order, content = array("b"), array("Q"), array("Q")  # compact while scanning
-        for row, values in source.scan([*key.content, *key.columns]):
-            problem = check(row, values)
+        digests: list[bytes] = []  # 16 bytes a row: the only per-row state kept while scanning
+        for start, cols in source.scan([*key.content, *key.columns]):
+            problem = check(cols)
             if problem:
-                raise TaskSetError(f"{label}: {source.where(row)}: {problem}")
-            k = content_key(values[:ncontent])
-            held.append(split_hash(k) < key.held_out)
-            order.append(_order_hash(k, salt))
-            content.append(_order_hash(k, b""))
-        if not held:
+                raise TaskSetError(f"{label}: {source.where(start + problem[0])}: {problem[1]}")
+            content = cols[:ncontent]
+            keys = map(content_key, zip(*content)) if ncontent > 1 else (
+                " ".join((v if type(v) is str else str(v)).casefold().split()).encode() for v in content[0])  # content_key, inlined
+            digests.append(b"".join(map(content_hash, keys)))
+        pa.default_memory_pool().release_unused()  # the scan's decoded pages: hand them back
+        hashes = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64).reshape(-1, 2)
+        del digests
+        if not len(hashes):
             raise TaskSetError(f"{label}: no rows")
-        self.rows = len(held)
-        held_mask = np.frombuffer(held, dtype=np.int8).astype(bool)
-        order_keys = np.frombuffer(order, dtype=np.uint64)
+        self.rows = len(hashes)
+        held_mask = hashes[:, 0] < np.uint64(min(int(key.held_out * 2.0**64), 2**64 - 1))
+        ids = np.ascontiguousarray(hashes[:, 1])
+        del hashes
+        order = order_keys(ids, key.shuffle_seed)
         index = np.arange(self.rows, dtype=np.int64)
         self.parts: dict[str, np.ndarray] = {}
         for part, mask in (("train", ~held_mask), ("held_out", held_mask)):
             mine = index[mask]
-            self.parts[part] = mine[np.lexsort((mine, order_keys[mask]))]
-        keys = np.frombuffer(content, dtype=np.uint64)
-        self.duplicates = int(self.rows - len(np.unique(keys)))
+            self.parts[part] = mine[np.lexsort((mine, order[mask]))]
+        ids.sort()
+        self.duplicates = int(np.count_nonzero(ids[1:] == ids[:-1]))
         """Rows whose content repeats an earlier row's (always on the same side of the split)."""
         self._lock = threading.Lock()
         self._blocks: OrderedDict[tuple[str, int], dict[int, dict[str, Any]]] = OrderedDict()
@@ -125,10 +146,10 @@ _tables_lock = threading.Lock()
 
 
 def open_table(path: str | Path, *, columns: Sequence[str], content: Sequence[str], held_out: float,
-               shuffle_seed: int, check: RowCheck, check_columns: Callable[[list[str]], str | None]) -> TaskTable:
+               shuffle_seed: int, check: BatchCheck, check_columns: Callable[[list[str]], str | None]) -> TaskTable:
     """The :class:`TaskTable` of ``path`` (relative: from the working directory), opened once per
     process for each (file version, mapping). ``check_columns(file_columns)`` may refuse the
-    mapping before any row is read; ``check`` is run on every row."""
+    mapping before any row is read; ``check`` is run on every batch of rows."""
     p = Path(path)
     full = p.resolve()
     try:
@@ -148,6 +169,8 @@ def open_table(path: str | Path, *, columns: Sequence[str], content: Sequence[st
             problem = check_columns(source.columns)
             if problem:
                 raise TaskSetError(f"{p}: {source.where(0)}: {problem}")
+            if len(_tables) >= 8:  # an earlier version of a changed file, or another mapping
+                _tables.pop(next(iter(_tables)))
             table = _tables[key] = TaskTable(source, key, check, str(p))
         return table
 
