@@ -62,16 +62,37 @@ class Source:
         return f"row {row + 1}"
 
 
-class JsonlSource(Source):
+class _OffsetSource(Source):
+    """A text format read by seeking: :meth:`scan` keeps one byte offset per row."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self._offsets: np.ndarray | None = None
+        self._fh: io.BufferedReader | None = None
+
+    def _read_at(self, row: int, fh: io.BufferedReader) -> dict[str, Any]:
+        """The row starting at ``fh``'s position."""
+        raise NotImplementedError
+
+    def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
+        assert self._offsets is not None, "scan() first"
+        if self._fh is None:
+            self._fh = self.path.open("rb")
+        out = {}
+        for r in sorted(set(rows)):
+            self._fh.seek(int(self._offsets[r]))
+            out[r] = self._read_at(r, self._fh)
+        return out
+
+
+class JsonlSource(_OffsetSource):
     """JSON Lines: one object per line (blank lines skipped); one byte offset per row is kept."""
 
     kind = "jsonl"
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._offsets: np.ndarray | None = None
         self._lines: np.ndarray | None = None
-        self._fh: io.BufferedReader | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -111,15 +132,8 @@ class JsonlSource(Source):
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._lines = np.asarray(lines, dtype=np.int64)
 
-    def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
-        assert self._offsets is not None, "scan() first"
-        if self._fh is None:
-            self._fh = self.path.open("rb")
-        out = {}
-        for r in sorted(set(rows)):
-            self._fh.seek(int(self._offsets[r]))
-            out[r] = self._parse(self._fh.readline(), int(self._lines[r]))  # type: ignore[index]
-        return out
+    def _read_at(self, row: int, fh: io.BufferedReader) -> dict[str, Any]:
+        return self._parse(fh.readline(), int(self._lines[row]))  # type: ignore[index]
 
     def where(self, row: int) -> str:
         line = int(self._lines[row]) + 1 if self._lines is not None and row < len(self._lines) else row + 1
@@ -144,7 +158,7 @@ class _Lines:
         return line.decode("utf-8-sig" if self.pos == len(line) else "utf-8")
 
 
-class CsvSource(Source):
+class CsvSource(_OffsetSource):
     """CSV with a header row; every value is text. One byte offset per record is kept (records may
     span lines inside quotes)."""
 
@@ -152,9 +166,7 @@ class CsvSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._offsets: np.ndarray | None = None
         self._header: list[str] | None = None
-        self._fh: io.BufferedReader | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -197,16 +209,8 @@ class CsvSource(Source):
             yield row - len(batch[0]), batch
         self._offsets = np.asarray(offsets, dtype=np.int64)
 
-    def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
-        assert self._offsets is not None, "scan() first"
-        if self._fh is None:
-            self._fh = self.path.open("rb")
-        out = {}
-        for r in sorted(set(rows)):
-            self._fh.seek(int(self._offsets[r]))
-            rec = next(csv.reader(_Lines(self._fh)))
-            out[r] = dict(zip(self.columns, rec))
-        return out
+    def _read_at(self, row: int, fh: io.BufferedReader) -> dict[str, Any]:
+        return dict(zip(self.columns, next(csv.reader(_Lines(fh)))))
 
 
 class ArrowSource(Source):
