@@ -134,7 +134,7 @@ class TextEnv(gym.Env[str, Any]):
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         self.max_turns = int(max_turns)
         self.difficulty = int(difficulty)
-        has_hint = type(self).hint is not TextEnv.hint
+        has_hint = self.offers_hint()
         self._scores = list(self.scores())
         rubric = criteria_rubric(self.criteria(), name="rubric", description="criteria: correct, requested form, work shown")
         self._channels = channel_graders(self.verify, self.hint if has_hint else None, rubric, judge_is_policy=judge_is_policy)
@@ -180,6 +180,20 @@ class TextEnv(gym.Env[str, Any]):
     def hint(self, task: Task, answer: str) -> str | None:
         """Optional step-level feedback on a wrong answer; never reveal the answer itself."""
         return None
+
+    def offers_hint(self) -> bool:
+        """Whether the ``hint`` channel is offered. Default: the class overrides :meth:`hint`.
+        Called once, early in ``__init__``."""
+        return type(self).hint is not TextEnv.hint
+
+    def check_seeds(self, seeds: range) -> None:
+        """Raise ``ValueError`` (one line) when some seed of ``seeds`` draws no task. The runner
+        calls it before anything runs. Default: every seed draws a task (procedural)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the environment's tasks for ``agentsynth envs`` (e.g. a task set's rows and
+        split). Default: none."""
+        return {}
 
     def canonical(self, text: str) -> str:
         """The comparison key of a reply's answer: two replies that give the same answer in this

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,10 +131,12 @@ def eval_spec(
     concurrency: int = 16,
     sim: dict[str, Any] | None = None,
     max_turns: int | None = None,
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunSpec:
     """The evaluation's run spec (see the module docstring), named deterministically.
 
-    Raises :class:`EvalError` for an unknown environment or bad numbers, :class:`SpecError` for
+    ``env_kwargs``: constructor arguments per environment reference (e.g. a task set's column
+    mapping, taken from a synthesis spec's ``kwargs``). Raises :class:`EvalError` for an unknown environment or bad numbers, :class:`SpecError` for
     anything else the spec refuses. ``max_turns`` None: 1, or :data:`TOOL_TURNS` for an
     environment with tools."""
     if tasks < 1:
@@ -157,6 +159,8 @@ def eval_spec(
                                  "feedback": "none", "max_turns": turns}
         if difficulty is not None:
             entry["difficulty"] = difficulty
+        if (env_kwargs or {}).get(ref):
+            entry["kwargs"] = dict(env_kwargs[ref])  # type: ignore[index]
         entries.append(entry)
     data: dict[str, Any] = {
         "name": "eval-pending", "purpose": "eval", "model": model, "base_url": base_url, "api_key_env": api_key_env,
@@ -290,6 +294,7 @@ def evaluate(
     concurrency: int = 16,
     sim: dict[str, Any] | None = None,
     max_turns: int | None = None,
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int, int, int, int], None] | None = None,
 ) -> list[EvaluationRow]:
@@ -299,7 +304,8 @@ def evaluate(
     ``model`` with ``base_url`` is an OpenAI-compatible endpoint (``api_key_env`` names the
     variable holding its key); without one, ``model = "sim"`` is the in-process simulator
     (``sim``: its parameters) and ``student:PATH`` a student checkpoint, also in process.
-    ``seed_offset`` shifts the task seeds within the evaluation range.
+    ``seed_offset`` shifts the task seeds within the evaluation range; ``env_kwargs`` are
+    constructor arguments per environment reference (see :func:`eval_spec`).
     ``trained_on`` names the export the model was trained on and needs ``base_model``, the model
     it was trained from; an untrained evaluation is its own base. ``on_start(total, todo)`` and
     ``on_progress(done, total, ok, errors)`` are the :class:`Runner` callbacks.
@@ -317,7 +323,7 @@ def evaluate(
     store = Path(store)
     spec = eval_spec(model, store=store, envs=envs, base_url=base_url, api_key_env=api_key_env, tasks=tasks,
                      seed_offset=seed_offset, difficulty=difficulty, trained_on=trained_on, concurrency=concurrency,
-                     sim=sim, max_turns=max_turns)
+                     sim=sim, max_turns=max_turns, env_kwargs=env_kwargs)
     complete = _stored_state(store, spec.name, trained_on)
     if not schemes.in_process(spec.model, spec.base_url) and not complete:
         asyncio.run(_preflight(spec))

@@ -7,6 +7,12 @@ entry-point group (``name = "package.module:Class"``), and registered with Gymna
 or ``path/to/file.py:Class`` without registering it; a file's folder is put on the import path
 first, as Python does for a script, so the file can import its sibling modules.
 
+An environment *scheme* names environments built from an argument: ``tasks:data/questions.jsonl``
+is the task set in that file. Schemes are declared in the ``agentsynth.env_schemes`` entry-point
+group (``tasks = "envs.taskset:task_set"``); the target is a function ``arg -> TextEnv subclass``.
+A known scheme is checked before ``module:Class``, so the library resolves ``tasks:...`` without
+importing the plugin layer that implements it.
+
 The sim model's solvers are found here too (:func:`sim_solvers`): each environment class may
 carry one (:attr:`TextEnv.sim_solver`), so a domain's solver lives beside its environment and
 the library never imports ``envs/``.
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from .sim.problem import Problem
 
 GROUP = "agentsynth.envs"
+SCHEME_GROUP = "agentsynth.env_schemes"
 NAMESPACE = "agentsynth"
 
 
@@ -42,6 +49,23 @@ class UnknownEnvironment(LookupError):
 
 def _entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+
+
+def env_schemes() -> dict[str, str]:
+    """Environment schemes (``tasks``, ...) and their ``module:function`` targets."""
+    return {ep.name: ep.value for ep in entry_points(group=SCHEME_GROUP)}
+
+
+def _resolve_scheme(ref: str, target: str, arg: str) -> type[TextEnv]:
+    """The class a scheme's factory builds for ``arg``; its errors become one-line UnknownEnvironment."""
+    factory = load_attr(target)
+    try:
+        cls = factory(arg)
+    except UnknownEnvironment:
+        raise
+    except (ValueError, OSError, TypeError) as exc:
+        raise UnknownEnvironment(f"{ref!r}: {exc}") from None
+    return cls
 
 
 def register_all() -> None:
@@ -109,8 +133,16 @@ class EnvRef:
 
 
 def resolve(ref: str) -> EnvRef:
-    """Resolve ``arithmetic``, ``agentsynth/arithmetic-v0`` or ``module:Class`` to a class."""
+    """Resolve ``arithmetic``, ``agentsynth/arithmetic-v0``, ``SCHEME:ARG`` (a known scheme, e.g.
+    ``tasks:data/q.jsonl``; stored under that name) or ``module:Class`` to a class."""
     ref = ref.strip()
+    scheme, sep, arg = ref.partition(":")
+    schemes = env_schemes() if sep else {}
+    if scheme in schemes:
+        cls = _resolve_scheme(ref, schemes[scheme], arg)
+        if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
+            raise UnknownEnvironment(f"{ref!r}: scheme {scheme!r} built {cls!r}, not a subclass of agentsynth.TextEnv")
+        return EnvRef(ref, cls)
     eps = _entry_points()
     if ":" in ref:
         name, target = ref, ref

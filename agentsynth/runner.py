@@ -129,6 +129,10 @@ def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], l
             env = ref.cls(**cfg.kwargs)
         except Exception as exc:  # noqa: BLE001 - user code: report it
             raise SpecError(f"envs: cannot create {cfg.ref} with {cfg.kwargs}: {type(exc).__name__}: {exc}") from None
+        try:
+            env.check_seeds(cfg.seeds)
+        except ValueError as exc:
+            raise SpecError(f"envs: {cfg.ref}: {exc}") from None
         resolved.append((ref.name, ref.cls))
         types += [g.signal_type for g in env.graders.values()]
         needs_model.append(any(getattr(g, "uses_model", False) for g in env.graders.values()))

@@ -223,22 +223,32 @@ def _probe_flags(store: str | None) -> dict[tuple[str, str], list[str]]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--store", type=click.Path(dir_okay=False),
               help=f"Show each grader's flags from the latest `agentsynth probe` in this store (default: {DEFAULT_STORE}, if it exists).")
-def envs(fmt: str, store: str | None) -> None:
-    """List registered environments: domain, feedback channels, graders, their labels and (when the
-    store holds a probe of them) their probe flags: hackable, brittle or ok."""
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), metavar="SPEC",
+              help="List the environments this run spec names (with their kwargs: task sets, module:Class) instead.")
+def envs(fmt: str, store: str | None, spec_path: str | None) -> None:
+    """List registered environments (or with --spec, a run spec's): domain, feedback channels,
+    graders, their labels, the tasks (a task set's rows and split) and (when the store holds a probe
+    of them) their probe flags: hackable, brittle or ok."""
     from ..registry import available, resolve
     from ..store.probes import describe_flags
+    from .common import spec_envs
 
     probed = _probe_flags(store)
     rows = []
-    for name, target in available().items():
-        row: dict[str, Any] = {"name": name, "gymnasium_id": f"agentsynth/{name}-v0", "target": target}
+    if spec_path:
+        ids, kwargs = spec_envs(spec_path, [])
+        listed = {i: (i, kwargs.get(i, {})) for i in ids}
+    else:
+        listed = {name: (target, {}) for name, target in available().items()}
+    for name, (target, env_kwargs) in listed.items():
+        row: dict[str, Any] = {"name": name, "gymnasium_id": f"agentsynth/{name}-v0" if not spec_path else "", "target": target}
         try:
-            env = resolve(name).cls()
+            env = resolve(name).cls(**env_kwargs)
         except Exception as exc:  # noqa: BLE001 - a broken plugin should not hide the others
             rows.append({**row, "error": f"cannot load {target}: {type(exc).__name__}: {exc}"})
             continue
-        row["domain"] = type(env).domain or name
+        row["tasks"] = env.describe()
+        row["domain"] = row["tasks"].get("domain") or type(env).domain or name
         row["channels"] = list(env.channels)
         row["graders"] = [
             {"name": g.name, "source": g.signal_type.source, "openness": g.signal_type.openness,
@@ -251,21 +261,30 @@ def envs(fmt: str, store: str | None) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
         return
-    cols = ["name", "gymnasium id", "domain", "feedback channels", "graders (source/openness/meta-level/task-relevant)"]
+    cols = ["name", "gymnasium id", "domain", "tasks", "feedback channels", "graders (source/openness/meta-level/task-relevant)"]
     if probed:
         cols[-1] = "graders (source/openness/meta-level/task-relevant; latest probe)"
     table = []
     for r in rows:
         if "error" in r:
-            table.append((r["name"], r["gymnasium_id"], "?", "?", r["error"]))
+            table.append((r["name"], r["gymnasium_id"], "?", "?", "?", r["error"]))
             continue
         graders = ", ".join(
             f"{g['name']} ({g['source']}/{g['openness']}/{g['meta_level']}/{'yes' if g['task_relevant'] else 'no'}"
             + (f"; probe: {describe_flags(g['probe'])}" if "probe" in g else "") + ")"
             for g in r["graders"]
         )
-        table.append((r["name"], r["gymnasium_id"], r["domain"], ", ".join(r["channels"]), graders))
+        table.append((r["name"], r["gymnasium_id"], r["domain"], _tasks_cell(r["tasks"]), ", ".join(r["channels"]), graders))
     print_table(cols, table, 10_000, sys.stdout)
+
+
+def _tasks_cell(facts: dict[str, Any]) -> str:
+    """The ``tasks`` cell of ``agentsynth envs``: a task set's rows and split, else procedural."""
+    if "rows" not in facts:
+        return "procedural (from seeds)"
+    dup = f"; {facts['duplicates']} repeated questions (same side)" if facts.get("duplicates") else ""
+    return (f"{facts['rows']} rows ({facts.get('format', '?')}): {facts.get('train', '?')} train, "
+            f"{facts.get('held_out', '?')} held out{dup}")
 
 
 def _register_commands() -> None:

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..store import DEFAULT_STORE
-from .common import EXIT_FAILED, RunProgress, check_out, fail, interrupt, print_table
+from .common import EXIT_FAILED, RunProgress, check_out, fail, interrupt, print_table, spec_envs
 
 
 @click.command("audit")
@@ -109,8 +109,11 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
 @click.option("--model", required=True, help="Model name at the endpoint, or 'sim' (the built-in simulator).")
 @click.option("--base-url", help="OpenAI-compatible endpoint serving the model, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--api-key-env", help="Environment variable holding the API key (never the key itself).")
-@click.option("--envs", "env_lists", multiple=True, required=True, metavar="ENVS",
+@click.option("--envs", "env_lists", multiple=True, metavar="ENVS",
               help="Environments to evaluate on: repeat, or comma-separate (e.g. arithmetic,units).")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), metavar="SPEC",
+              help="Evaluate on the environments of this run spec, with their kwargs (a task set's column mapping); "
+                   "with --envs, only those of them.")
 @click.option("--tasks", default=100, show_default=True, type=click.IntRange(1, None), help="Held-out tasks per environment.")
 @click.option("--seed-offset", default=0, show_default=True, type=click.IntRange(0, None),
               help="Shift the task seeds within the evaluation range (another held-out set).")
@@ -120,8 +123,8 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 4096), help="Episodes in flight at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_lists: tuple[str, ...], tasks: int,
-             seed_offset: int, difficulty: int | None, trained_on: str | None, base_model: str | None, store: str,
+def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_lists: tuple[str, ...],
+             spec_path: str | None, tasks: int, seed_offset: int, difficulty: int | None, trained_on: str | None, base_model: str | None, store: str,
              concurrency: int, quiet: bool) -> None:
     """Score a model on held-out tasks (seeds from 1,000,000,000 up, which synthesis runs never use),
     one greedy answer per task, and record accuracy with a 95% interval per environment in the
@@ -134,12 +137,18 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
     from ..spec import SpecError
     from ..store import StoreError
 
+    envs, env_kwargs = list(env_lists), None
+    if spec_path is not None:
+        envs, env_kwargs = spec_envs(spec_path, envs)
+    elif not envs:
+        fail("name the environments: --envs arithmetic,units (or --spec SPEC: the environments of a run spec)")
     progress = RunProgress(f"eval {model}", enabled=not quiet)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        rows = evaluate(store, model, base_url=base_url, api_key_env=api_key_env, envs=list(env_lists), tasks=tasks,
+        rows = evaluate(store, model, base_url=base_url, api_key_env=api_key_env, envs=envs, tasks=tasks,
                         seed_offset=seed_offset, difficulty=difficulty, trained_on=trained_on, base_model=base_model,
-                        concurrency=concurrency, on_start=progress.start, on_progress=progress.update)
+                        concurrency=concurrency, env_kwargs=env_kwargs, on_start=progress.start,
+                        on_progress=progress.update)
     except (EvalError, SpecError, StoreError) as exc:
         progress.stop()
         fail(str(exc))

@@ -118,3 +118,20 @@ def print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, str
     console.print(data_table(cols, rows[:max_rows]))
     more = f" (showing {max_rows}; use --max-rows or --format csv)" if len(rows) > max_rows else ""
     console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}", style="dim")
+
+
+def spec_envs(spec_path: str, only: list[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The environment ids of a run spec (those in ``only``, if any; comma-separated items split) and
+    their kwargs: ``--spec`` of eval, probe and envs. One ``error:`` line for a bad spec or id."""
+    from ..spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        fail(str(exc))
+    wanted = [part.strip() for item in only for part in item.split(",") if part.strip()]
+    ids = [e.id for e in spec.envs if not wanted or e.id in wanted]
+    missing = [w for w in wanted if w not in ids]
+    if missing:
+        fail(f"{missing[0]}: not an environment of {spec_path} (it has {', '.join(e.id for e in spec.envs)})")
+    return list(dict.fromkeys(ids)), {e.id: dict(e.kwargs) for e in spec.envs if e.id in ids and e.kwargs}

@@ -36,6 +36,8 @@ def _pct(x: float | None) -> str:
 @click.option("--grader", "graders", multiple=True, metavar="NAME",
               help="Only this grader (repeatable). Default: every grader that needs no model; name judge, "
                    "judge_same_model or self to probe them against the sim judge.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), metavar="SPEC",
+              help="Build the environment with the kwargs its entry in this run spec gives (a task set's column mapping).")
 @click.option("--tasks", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Tasks per difficulty (seeds 0..N-1).")
 @click.option("--difficulty", "difficulties", multiple=True, type=click.IntRange(1, 10), metavar="D",
               help="Task difficulty (repeatable: pooled over the levels given). Default: 1.")
@@ -44,7 +46,7 @@ def _pct(x: float | None) -> str:
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 @click.option("--no-save", is_flag=True, help="Do not record the figures in the store's probes table.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def probe(env_ref: str, graders: tuple[str, ...], tasks: int, difficulties: tuple[int, ...], fmt: str, show_all: bool,
+def probe(env_ref: str, graders: tuple[str, ...], spec_path: str | None, tasks: int, difficulties: tuple[int, ...], fmt: str, show_all: bool,
           store: str, no_save: bool, quiet: bool) -> None:
     """Probe an environment's graders with replies built to pass without solving the task (false
     accepts: hackable) and correct replies in equivalent forms (false rejects: brittle), per grader
@@ -58,11 +60,14 @@ def probe(env_ref: str, graders: tuple[str, ...], tasks: int, difficulties: tupl
     from ..registry import UnknownEnvironment
     from ..store import StoreError
 
+    from .common import spec_envs
+
+    kwargs = spec_envs(spec_path, [env_ref])[1].get(env_ref) if spec_path else None
     levels = list(difficulties) or [1]
     bar = Bar(f"probe {env_ref}", not quiet, [], every=0.2)
     try:
         result = run_probe(env_ref, graders=list(graders) or None, tasks=tasks, difficulty=levels,
-                           store=None if no_save else store, on_progress=lambda done, total: bar.update(done, total))
+                           store=None if no_save else store, env_kwargs=kwargs, on_progress=lambda done, total: bar.update(done, total))
     except (UnknownEnvironment, ProbeError, StoreError) as exc:
         bar.stop()
         fail(str(exc))

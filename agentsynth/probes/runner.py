@@ -218,7 +218,11 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
     uses_model = False
     done, total = 0, tasks * len(levels)
     for level in levels:
-        instance = ref.cls(**{**kwargs, "difficulty": level})
+        try:
+            instance = ref.cls(**{**kwargs, "difficulty": level})
+            instance.check_seeds(range(tasks))
+        except ValueError as exc:  # e.g. a task set's column mapping, or fewer rows than tasks
+            raise ProbeError(f"{ref.name}: {exc}") from None
         picked, skipped = _pick_graders(ref.cls, instance, graders, {**kwargs, "difficulty": level})
         truth = instance.roles["truth"] or truth
         uses_model = any(g.uses_model for g in picked.values())
