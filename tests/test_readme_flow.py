@@ -248,3 +248,22 @@ def test_a_relative_environment_path_is_read_from_the_working_directory(tmp_path
     assert elsewhere.returncode == 2 and len(elsewhere.stderr.strip().splitlines()) == 1
     assert f"no such file envs_here/my_envs.py (a relative path is read from the working directory, {tmp_path / 'specs'})" \
         in elsewhere.stderr
+
+
+def test_your_own_questions_flow_runs_as_the_readme_shows(tmp_path: Path) -> None:
+    text = section("Your own questions")
+    project = fresh_project(tmp_path)
+    shutil.copytree(ROOT / "examples", project / "examples")
+    out = {}
+    for args in commands(blocks(text, "bash")[0]):
+        r = agentsynth(project, args)
+        out[args[1]] = r.stdout + r.stderr
+    first, last = re.search(r"first turn ([\d.]+%), last turn ([\d.]+%)", blocks(text, "bash")[0]).groups()
+    assert f"pass rate (truth): first turn {first}, last turn {last}" in out["run"]
+    rows, train, held_out = map(int, re.search(r"# (\d+) rows \(jsonl\): (\d+) train, (\d+) held out", text).groups())
+    listed = json.loads(agentsynth(project, ["agentsynth", "envs", "--spec", "runs/tasks-example.toml", "--format", "json"]).stdout)
+    assert (listed[0]["tasks"]["rows"], listed[0]["tasks"]["train"], listed[0]["tasks"]["held_out"]) == (rows, train, held_out)
+    assert f"which holds {train} of 300 rows (held_out = 0.2); ask for at most {train} tasks" in text
+    distinct, seeds, repeats = re.search(r"scores (\d+) distinct held-out questions \((\d+) seeds; (\d+) repeat", text).groups()
+    assert f"{repeats} episode(s) drew a task an earlier seed drew" in out["eval"] and f"--tasks {seeds}" in text
+    assert re.search(rf"│ word_problems │ {distinct} +│ [\d.]+% \[[\d.]+%, [\d.]+%\] │ 0 ", out["eval"]), out["eval"]
