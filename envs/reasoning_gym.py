@@ -136,11 +136,11 @@ class ReasoningGymEnv(TextEnv):
 
     def score(self, task: Task, answer: str) -> float:
         """The best ``score_answer`` over the readings of the final answer
-        (:func:`agentsynth.answers.answer_readings`: its line and, when the reference spans lines,
-        its paragraph and everything after the last answer mark, or the whole reply without a mark;
-        when the reference ends in a full stop, each also with its trailing full stop kept); 0.0 on
-        errors. A one-line reference is read from the answer's line alone: text after it (a
-        critique, a verdict) is not fed to scorers that read letters anywhere (sokoban's moves)."""
+        (:func:`agentsynth.answers.answer_readings`: its line, its paragraph and, when the reference
+        spans lines, everything after the last answer mark or the whole reply without a mark; when
+        the reference ends in a full stop, each also with its trailing full stop kept); 0.0 on
+        errors. A one-line reference's answer ends with its paragraph: a critique or verdict after
+        it is not fed to scorers that read letters anywhere (sokoban's moves)."""
         try:
             m = task.metadata
             ds, entry = _build(m["rg_task"], json.dumps(m["rg_config"], sort_keys=True), m["rg_level"], m["rg_seed"])
@@ -151,8 +151,8 @@ class ReasoningGymEnv(TextEnv):
         best = 0.0
         ref = str(entry["answer"] or "").strip()
         keep_stop = ref.endswith(".")  # a final "." is part of the answer only then
-        several = "\n" in ref or not ref  # without a reference, an answer may span lines
-        for cand in answer_readings(answer if isinstance(answer, str) else "", keep_stop, several):
+        to_end = "\n" in ref or not ref  # a one-line reference ends with its paragraph (none: may not)
+        for cand in answer_readings(answer if isinstance(answer, str) else "", keep_stop, to_end):
             if len(cand) <= max(MAX_CHARS, 4 * len(task.answer)):
                 try:
                     with warnings.catch_warnings():
