@@ -60,6 +60,7 @@ def main() -> None:
     print(f"agentsynth probe, {args.tasks} tasks x difficulty {levels}, default graders, in process")
     print(f"{'environment':12s} {'wall s':>7s} {'graded':>8s} {'replies':>8s}  checks")
     total = 0.0
+    table: list[str] = []
     for name in names:
         unit_tests._evaluate.cache_clear()
         sql._diagnose.cache_clear()
@@ -77,7 +78,22 @@ def main() -> None:
         checks = "; ".join(f"{label}: {t.calls:,} runs, {t.seconds:.1f} s ({1000 * t.seconds / t.calls:.0f} ms each)"
                            for label, t in zip(("sandbox", "duckdb"), runs) if t.calls)
         print(f"{name:12s} {wall:7.1f} {graded:8,d} {replies:8,d}  {checks}", flush=True)
-    print(f"total {total:.1f} s")
+        table.append(_readme_row(r, wall))
+    print(f"total {total:.1f} s\n\nREADME rows (replies per grader; failures summed over the graders that are not surface ones):")
+    print("\n".join(table))
+
+
+def _readme_row(r: Any, wall: float) -> str:
+    """The README's built-in results row: hack replies, false accepts, equivalent replies, false
+    rejects (over the task-relevant graders), the flags, the surface graders' accepts / rejects."""
+    def total(kind: str, surface: bool) -> tuple[int, int]:  # (replies per grader, failures summed over graders)
+        rows = [x for x in r.rows if x.kind == kind and x.surface == surface]
+        return sum(x.n for x in rows if x.grader == (r.surface[0] if surface else r.truth)), sum(x.failures for x in rows)
+
+    (hn, hf), (bn, bf) = total("hack", False), total("brittle", False)
+    flags = sorted({f for g in r.graders for f in r.flags(g)}) or ["none"]
+    surf = f"{total('hack', True)[1]:,} / {total('brittle', True)[1]:,}" if r.surface else "-"
+    return f"| {r.env_id} | {hn:,} | {hf:,} | {bn:,} | {bf:,} | {', '.join(flags)} | {surf} | {wall:.0f} s |"
 
 
 if __name__ == "__main__":
