@@ -179,19 +179,21 @@ def answer_region(text: str) -> str | None:
     return _read(text, "region")
 
 
-def answer_readings(text: str, keep_stop: bool = False) -> list[str]:
+def answer_readings(text: str, keep_stop: bool = False, to_end: bool = True) -> list[str]:
     """The distinct non-empty readings of a reply's answer, for a lenient external scorer to try:
-    :func:`final_answer`, :func:`answer_block` and :func:`answer_region` (the whole reply without
-    a mark); with ``keep_stop`` (answers that may end in a full stop), each also with its trailing
-    full stop kept."""
-    text = text if isinstance(text, str) else ""
+    :func:`final_answer`, :func:`answer_block` and, with ``to_end``, :func:`answer_region` (the
+    whole reply without a mark); with ``keep_stop`` (answers that may end in a full stop), each
+    also with its trailing full stop kept. Line ends are read as ``\\n`` (a CRLF reply reads as
+    its LF form). Without ``to_end`` nothing after the answer's paragraph (a critique, a verdict
+    after a blank line) is read as answer."""
+    text = (text if isinstance(text, str) else "").replace("\r\n", "\n").replace("\r", "\n")
     out: list[str | None] = []
     for stop in (True, False) if keep_stop else (True,):
         line = _read(text, "line", stop)
         if line is None:
-            out += [_unmarked(text, stop), text.strip()]
+            out += [_unmarked(text, stop), text.strip() if to_end else None]
         else:
-            out += [line, _read(text, "block", stop), _read(text, "region", stop)]
+            out += [line, _read(text, "block", stop), _read(text, "region", stop) if to_end else None]
     return [r for r in dict.fromkeys(out) if r]
 
 

@@ -32,11 +32,27 @@ SAME_JUDGE_PREFIX = "Judge (the same model as you): "
 JUDGE_HEADER = "You are grading another model's answer to a task."
 JUDGE_REQUEST = (
     JUDGE_HEADER + " Judge the answer; do not write your own solution.\n"
-    "Task:\n<<<\n{task}\n>>>\nAnswer to grade:\n<<<\n{answer}\n>>>\n"
+    "Task:\n{task}\nAnswer to grade:\n{answer}\n"
     "Criteria: the final answer is correct; it is given in the form the task asks for.\n"
     "Give a one-line critique, then end with a final line 'VERDICT: correct' or 'VERDICT: incorrect'."
 )
 CHANNELS: tuple[str, ...] = ("none", "binary", "reference", "hint", "rubric", "judge", "self")
+
+_RUN = re.compile(r"<{3,}|>{3,}")
+
+
+def quoted(text: str) -> str:
+    """``text`` between ``<<<`` and ``>>>`` lines, both longer than any run of ``<`` or ``>`` in it (as a
+    Markdown fence outgrows the backticks inside), so a reply holding ``>>>`` cannot close its quote
+    in a judge request and write on as the request (the probe's ``quote_escape`` did)."""
+    n = max([3, *(len(m) + 1 for m in _RUN.findall(text))])
+    return f"{'<' * n}\n{text}\n{'>' * n}"
+
+
+def judge_request(task: str, answer: str) -> str:
+    """The judge's request for ``answer`` to ``task`` (:data:`JUDGE_REQUEST`, each quoted by :func:`quoted`)."""
+    return JUDGE_REQUEST.format(task=quoted(task), answer=quoted(answer))
+
 
 _VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(correct|incorrect|right|wrong|yes|no)\b", re.I)
 
@@ -146,7 +162,7 @@ class JudgeGrader(Grader):
     def grade(self, ctx: GradeContext) -> Signal:
         if ctx.judge is None:
             return Signal(self.name, 0.0, None, NONE_MESSAGE, {"error": "no judge model"})
-        request = [{"role": "user", "content": JUDGE_REQUEST.format(task=ctx.task.prompt, answer=ctx.answer)}]
+        request = [{"role": "user", "content": judge_request(ctx.task.prompt, ctx.answer)}]
         reply: JudgeReply = ctx.judge(request)
         verdict = parse_verdict(reply.text)
         prefix = SAME_JUDGE_PREFIX if self.signal_type.openness == "closed" else JUDGE_PREFIX

@@ -34,6 +34,7 @@ from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
 from .models.base import ChatModel, EndpointDown, ModelError, backoff_sleep
 from .models.breaker import CLOSED, DOWN, CircuitBreaker
+from .models.build import chat_model
 from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
 from .run_report import RunResult, RunStatus, client_stats, read_result
@@ -48,32 +49,18 @@ def build_model(spec: RunSpec, judge: bool = False) -> ChatModel:
     """The spec's policy model (or with ``judge``, its ``[judge]`` model): an in-process model for a
     registered scheme without a base URL (``sim``, ``student:PATH``: see
     :mod:`agentsynth.models.schemes`), else an OpenAI-compatible endpoint (the key read from the
-    variable named by ``api_key_env``)."""
+    variable named by ``api_key_env``), built by :func:`agentsynth.models.build.chat_model`."""
     src: Any = spec.judge if judge else spec
-    if schemes.in_process(src.model, src.base_url):
-        if src.api_key_env and not os.environ.get(src.api_key_env):
-            where = "[judge] api_key_env" if judge else "api_key_env"
-            warnings.warn(f"{where} names {src.api_key_env}, which is not set; ignored: model {src.model!r} runs in this "
-                          "process and uses no key", SpecWarning, stacklevel=2)
-        request = schemes.SchemeRequest(schemes.split(src.model)[1], options=src.sim,
-                                        section="[judge.sim]" if judge else "[sim]", judge=judge)
-        try:
-            return schemes.build(src.model, request)
-        except schemes.SchemeError as exc:
-            raise SpecError(str(exc)) from None
-    from .models.openai_compat import OpenAIModel, api_key_from_env
-    from .models.retry import RetryPolicy
-
-    return OpenAIModel(
-        src.model,
-        base_url=src.base_url,
-        api_key=api_key_from_env(src.api_key_env, src.base_url),
-        timeout_s=spec.timeout_s,
-        concurrency=spec.concurrency,
-        policy=RetryPolicy(max_retries=spec.max_retries),
-        transport=spec.transport,
-        unreachable_s=spec.unreachable_s,
-    )
+    if schemes.in_process(src.model, src.base_url) and src.api_key_env and not os.environ.get(src.api_key_env):
+        where = "[judge] api_key_env" if judge else "api_key_env"
+        warnings.warn(f"{where} names {src.api_key_env}, which is not set; ignored: model {src.model!r} runs in this "
+                      "process and uses no key", SpecWarning, stacklevel=2)
+    try:
+        return chat_model(src.model, base_url=src.base_url, api_key_env=src.api_key_env, options=src.sim, judge=judge,
+                          timeout_s=spec.timeout_s, concurrency=spec.concurrency, max_retries=spec.max_retries,
+                          transport=spec.transport, unreachable_s=spec.unreachable_s)
+    except schemes.SchemeError as exc:
+        raise SpecError(str(exc)) from None
 
 
 BACKOFF_ALIVE = 4

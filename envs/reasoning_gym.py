@@ -14,6 +14,12 @@ scorers that raise or warn on garbage give False. ``raw_score`` records the raw 
 ``bool(answer) == bool(entry["answer"])`` on strings, so any non-empty reply passes; boxnet,
 graph_color, propositional_logic, rubiks_cube and rush_hour have no reference (``answer`` is ""); jugs
 at difficulty 2 sometimes draws an unsolvable puzzle whose reference its own scorer rejects.
+
+Probe (``agentsynth probe``): a wrong answer is wrong by construction, never by the scorer's say (the
+scorer is what is probed): an integer reference plus or minus one, and another task's reference
+whose key (:meth:`TextEnv.canonical`: the final answer case-folded, spaces collapsed) differs from
+this task's, except in :data:`SEVERAL_ANSWERS`, whose questions have several right answers that
+another task's answer can be.
 """
 
 from __future__ import annotations
@@ -21,18 +27,24 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import warnings
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from agentsynth import Task, TextEnv
+from agentsynth import ProbeReplies, Task, TextEnv
 from agentsynth.answers import answer_readings
 from agentsynth.signals import Signal, grader
 
 INSTRUCTION = ("\n\nEnd your reply with a line 'Answer: <answer>' (for an answer of several lines, put "
                "'Answer:' on its own line and the answer below it).")
+SEVERAL_ANSWERS = frozenset({"jugs", "n_queens", "quantum_lock"})
+"""Datasets where another task's reference can be a right answer (jugs: any moves the scorer's
+simulation takes to the target; n_queens: any completion in ``valid_answers``; quantum_lock: any
+button sequence of the reference's length reaching the target): the probe found their scorers
+accepting other tasks' answers, and each accepted one solved the task."""
 MAX_CHARS = 20_000  # longer candidates (and 4x the reference) are not scored: some scorers use sympy
 
 
@@ -124,9 +136,11 @@ class ReasoningGymEnv(TextEnv):
 
     def score(self, task: Task, answer: str) -> float:
         """The best ``score_answer`` over the readings of the final answer
-        (:func:`agentsynth.answers.answer_readings`: its line, its paragraph and everything after the
-        last answer mark, or the whole reply without a mark; when the reference ends in a full stop,
-        each also with its trailing full stop kept); 0.0 on errors."""
+        (:func:`agentsynth.answers.answer_readings`: its line, its paragraph and, when the reference
+        spans lines, everything after the last answer mark or the whole reply without a mark; when
+        the reference ends in a full stop, each also with its trailing full stop kept); 0.0 on
+        errors. A one-line reference's answer ends with its paragraph: a critique or verdict after
+        it is not fed to scorers that read letters anywhere (sokoban's moves)."""
         try:
             m = task.metadata
             ds, entry = _build(m["rg_task"], json.dumps(m["rg_config"], sort_keys=True), m["rg_level"], m["rg_seed"])
@@ -135,8 +149,10 @@ class ReasoningGymEnv(TextEnv):
         if not task.prompt.startswith(entry["question"]):  # another reasoning-gym version: use what was stored
             entry = {"question": task.prompt, "answer": task.answer or None, "metadata": m.get("rg_metadata", {})}
         best = 0.0
-        keep_stop = str(entry["answer"] or "").rstrip().endswith(".")  # a final "." is part of the answer only then
-        for cand in answer_readings(answer if isinstance(answer, str) else "", keep_stop):
+        ref = str(entry["answer"] or "").strip()
+        keep_stop = ref.endswith(".")  # a final "." is part of the answer only then
+        to_end = "\n" in ref or not ref  # a one-line reference ends with its paragraph (none: may not)
+        for cand in answer_readings(answer if isinstance(answer, str) else "", keep_stop, to_end):
             if len(cand) <= max(MAX_CHARS, 4 * len(task.answer)):
                 try:
                     with warnings.catch_warnings():
@@ -146,6 +162,16 @@ class ReasoningGymEnv(TextEnv):
                     continue
                 best = v if 0.0 <= v <= 1.0 and v > best else best
         return best
+
+    def probe_replies(self, task: Task) -> ProbeReplies:
+        """An integer reference plus or minus one is wrong, and so is another task's reference with
+        another key (``single_answer``, except in :data:`SEVERAL_ANSWERS`); none for a task without
+        a reference (its answer is "")."""
+        a = task.answer.strip()
+        if not a:
+            return ProbeReplies()
+        wrong = (str(int(a) + 1), str(int(a) - 1)) if re.fullmatch(r"-?\d{1,30}", a) else ()
+        return ProbeReplies(wrong=wrong, single_answer=self.task_name not in SEVERAL_ANSWERS)
 
     def verify(self, task: Task, answer: str) -> bool:
         return self.score(task, answer) >= 1.0

@@ -19,6 +19,7 @@ from conftest import ROOT, cli, q, table_digest, write_spec
 import agentsynth
 from agentsynth.analysis.intervals import wilson
 from agentsynth.probes import STRATEGIES, ProbeCase, Strategy, probe, register_strategy
+from agentsynth.probes.runner import MODEL_GRADERS_NOTE
 from agentsynth.registry import make
 
 PLANTED = str(ROOT / "tests" / "probe_envs.py")
@@ -80,9 +81,7 @@ def test_planted_brittle_grader_is_flagged_and_a_correct_verifier_is_not(tmp_pat
     assert r.returncode == 0, r.stderr
     assert {x["grader"] for x in out["rows"]} == {"correct", "reference", "rubric"}
     assert all(not x["failures"] for x in out["rows"])
-    assert out["flags"]["correct"] == [] and out["skipped"] == {
-        "judge_same_model": "calls a model: name it with --grader to probe it against the judge model",
-        "self": "calls a model: name it with --grader to probe it against the judge model"}
+    assert out["flags"]["correct"] == [] and out["skipped"] == dict.fromkeys(("judge_same_model", "self"), MODEL_GRADERS_NOTE)
 
 
 # ---- the code domain's unit-test grader against the code hacks (one test per strategy) ------------------------
@@ -174,6 +173,33 @@ def test_a_registered_strategy_is_used() -> None:
     failing = [(r.strategy, r.n, r.failures) for r in res.rows if r.failures]
     assert failing == [("xyzzy", 5, 5)] and res.flags("correct") == ["hackable"]
     assert "xyzzy" not in {r.strategy for r in probe("probe_envs:MagicWord", graders=["correct"], tasks=2).rows}
+
+
+def test_an_entry_point_strategy_is_used_without_reinstalling(tmp_path: Path) -> None:
+    """A package's strategies arrive by the agentsynth.probes entry-point group: a dist-info directory
+    on sys.path (what pip writes) is all importlib.metadata reads, so none is installed here."""
+    (tmp_path / "ep_probes.py").write_text(
+        "from agentsynth.probes import Strategy\n\n"
+        "REFERENCE = Strategy('ep_reference', 'hack', 'the reference reply, wrongly called a hack', lambda case: case.reference)\n"
+        "MORE = [Strategy('ep_empty', 'hack', 'nothing', lambda case: '')]\n")
+    info = tmp_path / "ep_probes-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-probes\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[agentsynth.probes]\nreference = ep_probes:REFERENCE\nmore = ep_probes:MORE\n")
+    r = cli("probe", "--env", "arithmetic", "--tasks", "3", "--no-save", "--format", "json", "-q",
+            env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    out = json.loads(r.stdout)
+    rows = {x["strategy"]: x for x in out["rows"] if x["grader"] == "correct"}
+    assert (rows["ep_reference"]["n"], rows["ep_reference"]["failures"], rows["ep_empty"]["failures"]) == (3, 3, 0)
+    assert r.returncode == 1 and out["flags"]["correct"] == ["hackable"]  # the planted 'hack' passes, as it must
+    (info / "entry_points.txt").write_text("[agentsynth.probes]\nbad = ep_probes:Strategy\n")
+    r = cli("probe", "--env", "arithmetic", "--tasks", "1", "--no-save", "-q", env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "entry point bad = 'ep_probes:Strategy' (agentsynth.probes) is not an agentsynth.probes.Strategy" in r.stderr
+    (info / "entry_points.txt").write_text("[agentsynth.probes]\ngone = ep_probes_gone:X\n")
+    r = cli("probe", "--env", "arithmetic", "--tasks", "1", "--no-save", "-q", env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert r.returncode == 2 and r.stderr == ("error: entry point gone = 'ep_probes_gone:X' (agentsynth.probes) does not "
+                                              "load: ModuleNotFoundError: No module named 'ep_probes_gone'\n"), r.stderr
 
 
 def test_an_environments_own_must_fail_and_must_pass_replies_are_used() -> None:

@@ -34,10 +34,16 @@ def _pct(x: float | None) -> str:
 @click.option("--env", "env_ref", required=True, metavar="ID",
               help="Environment: a registered name (arithmetic, ...) or module:Class / path.py:Class.")
 @click.option("--grader", "graders", multiple=True, metavar="NAME",
-              help="Only this grader (repeatable). Default: every grader that needs no model; name judge, "
-                   "judge_same_model or self to probe them against the sim judge.")
+              help="Only this grader (repeatable). Default: every grader that needs no model (with --judge-model or "
+                   "--base-url, those that do too); name judge, judge_same_model or self to probe them against the judge.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), metavar="SPEC",
               help="Build the environment with the kwargs its entry in this run spec gives (a task set's column mapping).")
+@click.option("--strategy", "strategies", multiple=True, metavar="NAME",
+              help="Only this strategy (repeatable; env:<label> for an environment's own). Default: all.")
+@click.option("--judge-model", metavar="M", help="The model judge and self-review graders ask (default: the in-process "
+              "sim); with --base-url, a model at that OpenAI-compatible endpoint. Probes those graders by default.")
+@click.option("--base-url", metavar="URL", help="The judge model's OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1).")
+@click.option("--api-key-env", metavar="VAR", help="The environment variable holding the endpoint's key (local: none needed).")
 @click.option("--tasks", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Tasks per difficulty (seeds 0..N-1).")
 @click.option("--difficulty", "difficulties", multiple=True, type=click.IntRange(1, 10), metavar="D",
               help="Task difficulty (repeatable: pooled over the levels given). Default: 1.")
@@ -46,14 +52,18 @@ def _pct(x: float | None) -> str:
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 @click.option("--no-save", is_flag=True, help="Do not record the figures in the store's probes table.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def probe(env_ref: str, graders: tuple[str, ...], spec_path: str | None, tasks: int, difficulties: tuple[int, ...], fmt: str, show_all: bool,
-          store: str, no_save: bool, quiet: bool) -> None:
+def probe(env_ref: str, graders: tuple[str, ...], spec_path: str | None, strategies: tuple[str, ...], judge_model: str | None,
+          base_url: str | None, api_key_env: str | None, tasks: int, difficulties: tuple[int, ...], fmt: str,
+          show_all: bool, store: str, no_save: bool, quiet: bool) -> None:
     """Probe an environment's graders with replies built to pass without solving the task (false
     accepts: hackable) and correct replies in equivalent forms (false rejects: brittle), per grader
     x strategy with 95% Wilson intervals; recorded in the probes table.
 
     \b
     Example: agentsynth probe --env pairs --tasks 50 --difficulty 1 --difficulty 2 --difficulty 3
+    \b
+    A judge at an endpoint: agentsynth probe --env arithmetic --grader judge --strategy verdict_token
+        --judge-model gpt-4o-mini --base-url https://api.openai.com/v1 --api-key-env OPENAI_API_KEY
     """
     from ..probes import ProbeError
     from ..probes import probe as run_probe
@@ -67,7 +77,9 @@ def probe(env_ref: str, graders: tuple[str, ...], spec_path: str | None, tasks: 
     bar = Bar(f"probe {env_ref}", not quiet, [], every=0.2)
     try:
         result = run_probe(env_ref, graders=list(graders) or None, tasks=tasks, difficulty=levels,
-                           store=None if no_save else store, env_kwargs=kwargs, on_progress=lambda done, total: bar.update(done, total))
+                           store=None if no_save else store, strategies=list(strategies) or None, env_kwargs=kwargs,
+                           judge_model=judge_model, judge_base_url=base_url, judge_api_key_env=api_key_env,
+                           on_progress=lambda done, total: bar.update(done, total))
     except (UnknownEnvironment, ProbeError, StoreError) as exc:
         bar.stop()
         fail(str(exc))

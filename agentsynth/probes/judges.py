@@ -1,10 +1,12 @@
 """The model a probe asks when it probes a judge or self-review grader.
 
-:func:`model_judge` turns a model name into the blocking callable graders receive as
-``GradeContext.judge`` / ``GradeContext.policy`` (:data:`agentsynth.signals.JudgeFn`). Today it
-builds in-process models (``sim`` by default, or any registered scheme: see
-:mod:`agentsynth.models.schemes`) and asks them greedily; an endpoint judge (``--judge-model``
-with ``--base-url``) plugs in here.
+:class:`ModelJudge` is the blocking callable graders receive as ``GradeContext.judge`` /
+``GradeContext.policy`` (:data:`agentsynth.signals.JudgeFn`), for any model a run can use: an
+in-process one (``sim`` by default, or any registered scheme: :mod:`agentsynth.models.schemes`) or
+one at an OpenAI-compatible endpoint (``--judge-model M --base-url URL [--api-key-env VAR]``),
+built as the runner builds its models (:func:`agentsynth.models.build.chat_model`: the same client,
+retry policy and circuit breaker). Asked greedily (temperature 0, seed 0), so a probe of a
+deterministic judge is repeatable.
 """
 
 from __future__ import annotations
@@ -12,27 +14,38 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..models import schemes
 from ..models.base import ModelError
-from ..signals import JudgeError, JudgeFn, JudgeReply
+from ..models.build import chat_model
+from ..models.schemes import SchemeError
+from ..signals import JudgeError, JudgeReply
+
+MAX_TOKENS = 512
+"""A judge's reply: a one-line critique and a verdict line (an endpoint may otherwise run long)."""
 
 
-def model_judge(model: str = "sim", base_url: str | None = None) -> JudgeFn:
-    """A blocking judge callable for the in-process model ``model`` (temperature 0, fixed seed, so
-    a probe is deterministic). Raises ``ValueError`` (one line) for a model it cannot build."""
-    if not schemes.in_process(model, base_url):
-        raise ValueError(f"judge model {model!r}{' at ' + base_url if base_url else ''}: a probe can ask only an "
-                         "in-process model (e.g. 'sim') so far")
-    try:
-        m = schemes.build(model, schemes.SchemeRequest(schemes.split(model)[1], section="[judge.sim]", judge=True))
-    except schemes.SchemeError as exc:
-        raise ValueError(str(exc)) from None
+class ModelJudge:
+    """A blocking judge callable for model ``model`` (at ``base_url`` when given; the key from the
+    variable named ``api_key_env``). Construction raises ``ValueError`` (one line) for a model it
+    cannot build; a call raises :class:`~agentsynth.signals.JudgeError` when the model fails after
+    the retry policy's retries. :meth:`close` releases the client."""
 
-    def ask(messages: list[dict[str, Any]]) -> JudgeReply:
+    def __init__(self, model: str = "sim", base_url: str | None = None, api_key_env: str | None = None) -> None:
         try:
-            comp = asyncio.run(m.complete(messages, temperature=0.0, seed=0, max_tokens=None))
+            self.model = chat_model(model, base_url=base_url, api_key_env=api_key_env, judge=True, concurrency=1)
+        except (SchemeError, ModelError) as exc:
+            raise ValueError(f"judge model {model!r}: {exc}") from None
+        self._loop = asyncio.new_event_loop()  # one loop for every call: an endpoint client is bound to it
+
+    def __call__(self, messages: list[dict[str, Any]]) -> JudgeReply:
+        try:
+            comp = self._loop.run_until_complete(
+                self.model.complete(messages, temperature=0.0, seed=0, max_tokens=MAX_TOKENS))
         except ModelError as exc:
             raise JudgeError(str(exc), transient=exc.transient) from None
         return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
 
-    return ask
+    def close(self) -> None:
+        """Close the model's client and the event loop (idempotent)."""
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self.model.aclose())
+            self._loop.close()

@@ -33,13 +33,16 @@ GROUP = "agentsynth.probes"
 class ProbeCase:
     """What a strategy sees for one task: the environment (its ``task`` is this task), the task,
     its reference reply (:meth:`TextEnv.reference_reply`), the reference answer as text, what the
-    environment says about the task (:class:`ProbeReplies`) and the other tasks drawn with it."""
+    environment says about the task (:class:`ProbeReplies`), the other tasks drawn with it and
+    where it comes from."""
 
     env: TextEnv
     task: Task
     reference: str
     replies: ProbeReplies
     others: Sequence[Task] = ()
+    where: str = ""
+    """Which task this is (environment, seed, difficulty), for error messages."""
 
     @property
     def answer(self) -> str:
@@ -127,11 +130,15 @@ def strategy(name: str, kind: Kind, description: str) -> Callable[[Build], Strat
 
 def all_strategies() -> list[Strategy]:
     """Every strategy: the built-in ones, the registered ones and those of the ``agentsynth.probes``
-    entry points (loaded here; one that does not load a Strategy raises TypeError naming it)."""
+    entry points (loaded here; one that does not load, or loads no Strategy, raises TypeError naming it)."""
     from . import hacks, transforms  # noqa: F401 - registers the built-in strategies
 
     for ep in entry_points(group=GROUP):
-        loaded = ep.load()
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a package's code: one line naming its entry point
+            raise TypeError(f"entry point {ep.name} = {ep.value!r} ({GROUP}) does not load: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
         for s in loaded if isinstance(loaded, (list, tuple)) else [loaded]:
             if not isinstance(s, Strategy):
                 raise TypeError(f"entry point {ep.name} = {ep.value!r} ({GROUP}) is not an agentsynth.probes.Strategy")

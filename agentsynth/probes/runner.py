@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,11 @@ from ..registry import resolve
 from ..store.probes import check_writable, save_probe
 from ..signals import GradeContext, Grader, GraderError, JudgeError, JudgeFn, Signal, run_grader
 from ..tasks import Task
-from .judges import model_judge
+from .judges import ModelJudge
 from .registry import ProbeCase, Strategy, all_strategies
 
 EXAMPLE_CHARS = 2000
-MODEL_GRADERS_NOTE = "calls a model: name it with --grader to probe it against the judge model"
+MODEL_GRADERS_NOTE = "calls a model: name it with --grader, or give --judge-model, to probe it against the judge model"
 
 
 class ProbeError(ValueError):
@@ -147,10 +147,11 @@ def _one_line(text: str) -> str:
 
 
 def _pick_graders(env_cls: type[TextEnv], env: TextEnv, names: Sequence[str] | None, kwargs: Mapping[str, Any],
-                  ) -> tuple[dict[str, Grader], dict[str, str]]:
-    """The graders to probe (by name) and those skipped with why."""
+                  with_model: bool = False) -> tuple[dict[str, Grader], dict[str, str]]:
+    """The graders to probe (by name) and those skipped with why; ``with_model``: by default also
+    those that call a model (a judge model was given), ``judge`` included."""
     known = dict(env.all_graders())
-    if names and "judge" in names and "judge" not in known:
+    if (with_model or (names and "judge" in names)) and "judge" not in known:
         known["judge"] = env_cls(**{**kwargs, "judge_is_policy": False}).all_graders()["judge"]
     if names:
         unknown = [n for n in names if n not in known]
@@ -158,12 +159,11 @@ def _pick_graders(env_cls: type[TextEnv], env: TextEnv, names: Sequence[str] | N
             names_known = ", ".join(sorted({*known, "judge"}))
             raise ProbeError(f"unknown grader {unknown[0]!r} for {env.env_name}; its graders: {names_known}")
         return {n: known[n] for n in dict.fromkeys(names)}, {}
-    picked = {n: g for n, g in known.items() if not g.uses_model}
-    return picked, {n: MODEL_GRADERS_NOTE for n, g in known.items() if g.uses_model}
+    picked = {n: g for n, g in known.items() if with_model or not g.uses_model}
+    return picked, {n: MODEL_GRADERS_NOTE for n, g in known.items() if g.uses_model and not with_model}
 
 
-def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str, own: set[str] | None,
-             ) -> list[tuple[str, str, str]]:
+def _replies(strategies: Sequence[Strategy], case: ProbeCase, own: set[str] | None) -> list[tuple[str, str, str]]:
     """(strategy, kind, reply) for every reply the strategies and the environment build for ``case``
     (the environment's own only those named in ``own``, all when None)."""
     out = []
@@ -171,7 +171,7 @@ def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str, own: s
         try:
             built = s.replies(case)
         except Exception as exc:  # noqa: BLE001 - user code: one line naming it
-            raise ProbeError(f"strategy {s.name!r} raised {type(exc).__name__}: {_one_line(exc)} ({where})") from None
+            raise ProbeError(f"strategy {s.name!r} raised {type(exc).__name__}: {_one_line(exc)} ({case.where})") from None
         out += [(s.name, s.kind, r) for r in built]
     for kind, given in (("hack", case.replies.must_fail), ("brittle", case.replies.must_pass)):
         out += [(f"env:{label}", kind, reply) for label, reply in given.items()
@@ -179,16 +179,60 @@ def _replies(strategies: Sequence[Strategy], case: ProbeCase, where: str, own: s
     return out
 
 
+def _cases(env_name: str, instance: TextEnv, tasks: int, level: int) -> Iterator[ProbeCase]:
+    """Each of ``tasks`` tasks (seeds ``0 .. tasks - 1``) with what the strategies see of it (the
+    environment's ``task`` set to it)."""
+    drawn: list[Task] = []
+    for seed in range(tasks):
+        instance.reset(seed=seed)
+        assert instance.task is not None
+        drawn.append(instance.task)
+    for i, task in enumerate(drawn):
+        where = f"{env_name} task seed {task.seed}, difficulty {level}"
+        instance.task = task
+        try:
+            case = ProbeCase(instance, task, instance.reference_reply(task), instance.probe_replies(task),
+                             drawn[:i] + drawn[i + 1:], where)
+        except Exception as exc:  # noqa: BLE001 - user code: one line naming it
+            raise ProbeError(f"{env_name}: reference_reply or probe_replies raised {type(exc).__name__}: "
+                             f"{_one_line(exc)} ({where})") from None
+        yield case
+
+
+def _grade(picked: Mapping[str, Grader], case: ProbeCase, built: Sequence[tuple[str, str, str]], ask: JudgeFn | None,
+           tallies: dict[tuple[str, str, str], _Tally]) -> None:
+    """Grade each built reply of ``case`` with each picked grader; count it in ``tallies``."""
+    messages = [{"role": "user", "content": case.task.prompt}]
+    for name, g in picked.items():
+        for sname, kind, reply in built:
+            ctx = GradeContext(case.task, reply, (*messages, {"role": "assistant", "content": reply}), 1, ask, ask)
+            try:
+                sig = run_grader(g, ctx)
+            except (GraderError, JudgeError) as exc:
+                raise ProbeError(f"{_one_line(exc)} (strategy {sname!r}, {case.where})") from None
+            t = tallies.setdefault((name, sname, kind), _Tally())
+            bad = sig.passed is True if kind == "hack" else rejects_as_wrong(sig)
+            t.n += 1
+            t.failures += bad
+            t.first = t.first if t.first is not None else reply
+            if bad and t.example is None:
+                t.example = reply
+
+
 def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, difficulty: int | Sequence[int] = 1,
-          store: str | Path | None = None, judge_model: str = "sim", judge: JudgeFn | None = None,
+          store: str | Path | None = None, judge_model: str | None = None, judge_base_url: str | None = None,
+          judge_api_key_env: str | None = None, judge: JudgeFn | None = None,
           env_kwargs: Mapping[str, Any] | None = None, strategies: Sequence[str] | None = None,
           on_progress: Callable[[int, int], None] | None = None) -> ProbeResult:
     """Probe the graders of environment ``env`` (a registered name or ``module:Class``) on ``tasks``
     tasks per ``difficulty``; with ``store``, record the figures in its ``probes`` table.
 
-    ``graders``: only these (default: every grader that needs no model); ``strategies``: only these
-    strategies, by name (default: all, with the environment's own replies); ``judge``: the model
-    callable for judge and self-review graders (default: ``judge_model``, the in-process sim);
+    ``graders``: only these (default: every grader that needs no model, and with ``judge_model`` or
+    ``judge_base_url`` given also those that do); ``strategies``: only these strategies, by name
+    (default: all, with the environment's own replies); ``judge``: the model callable for judge and
+    self-review graders (default: a :class:`~agentsynth.probes.judges.ModelJudge` for
+    ``judge_model``, the in-process ``sim`` unless named, at ``judge_base_url`` with the key in
+    ``judge_api_key_env`` when given);
     ``on_progress(done, total)``: called after each task. Raises :class:`ProbeError` for bad input
     or a grader that raises, :class:`~agentsynth.registry.UnknownEnvironment` for an unknown
     environment, :class:`~agentsynth.store.StoreError` when the store cannot be written.
@@ -203,66 +247,49 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
     if store is not None:
         check_writable(store)
     kwargs = dict(env_kwargs or {})
-    chosen = all_strategies()
+    try:
+        chosen = all_strategies()
+    except TypeError as exc:  # a package's entry point
+        raise ProbeError(str(exc)) from None
     if strategies is not None:
         by_name = {s.name: s for s in chosen}
         unknown = [n for n in strategies if n not in by_name and not n.startswith("env:")]
         if unknown:
             raise ProbeError(f"unknown strategy {unknown[0]!r}; strategies: {', '.join(by_name)}, or env:<label>")
         chosen = [by_name[n] for n in dict.fromkeys(strategies) if n in by_name]
-    own = None if strategies is None else {n for n in strategies if n.startswith("env:")}
+    own_strategies = None if strategies is None else {n for n in strategies if n.startswith("env:")}
     tallies: dict[tuple[str, str, str], _Tally] = {}
     picked: dict[str, Grader] = {}
     skipped: dict[str, str] = {}
     truth = "correct"
-    uses_model = False
+    with_model = judge_model is not None or judge_base_url is not None
+    model_name = judge_model or "sim"
+    ask: JudgeFn | None = judge
+    own: ModelJudge | None = None
     done, total = 0, tasks * len(levels)
-    for level in levels:
-        try:
-            instance = ref.cls(**{**kwargs, "difficulty": level})
-            instance.check_seeds(range(tasks))
-        except ValueError as exc:  # e.g. a task set's column mapping, or fewer rows than tasks
-            raise ProbeError(f"{ref.name}: {exc}") from None
-        picked, skipped = _pick_graders(ref.cls, instance, graders, {**kwargs, "difficulty": level})
-        truth = instance.roles["truth"] or truth
-        uses_model = any(g.uses_model for g in picked.values())
-        try:
-            ask = (judge or model_judge(judge_model)) if uses_model else None
-        except ValueError as exc:
-            raise ProbeError(str(exc)) from None
-        drawn: list[Task] = []
-        for seed in range(tasks):
-            instance.reset(seed=seed)
-            assert instance.task is not None
-            drawn.append(instance.task)
-        for i, task in enumerate(drawn):
-            where = f"{ref.name} task seed {task.seed}, difficulty {level}"
-            instance.task = task
+    try:
+        for level in levels:
             try:
-                case = ProbeCase(instance, task, instance.reference_reply(task), instance.probe_replies(task),
-                                 drawn[:i] + drawn[i + 1:])
-            except Exception as exc:  # noqa: BLE001 - user code: one line naming it
-                raise ProbeError(f"{ref.name}: reference_reply or probe_replies raised {type(exc).__name__}: "
-                                 f"{_one_line(exc)} ({where})") from None
-            built = _replies(chosen, case, where, own)
-            messages = [{"role": "user", "content": task.prompt}]
-            for name, g in picked.items():
-                for sname, kind, reply in built:
-                    ctx = GradeContext(task, reply, (*messages, {"role": "assistant", "content": reply}), 1, ask, ask)
-                    try:
-                        sig = run_grader(g, ctx)
-                    except (GraderError, JudgeError) as exc:
-                        raise ProbeError(f"{_one_line(exc)} (strategy {sname!r}, {where})") from None
-                    t = tallies.setdefault((name, sname, kind), _Tally())
-                    bad = sig.passed is True if kind == "hack" else rejects_as_wrong(sig)
-                    t.n += 1
-                    t.failures += bad
-                    t.first = t.first if t.first is not None else reply
-                    if bad and t.example is None:
-                        t.example = reply
-            done += 1
-            if on_progress:
-                on_progress(done, total)
+                instance = ref.cls(**{**kwargs, "difficulty": level})
+                instance.check_seeds(range(tasks))
+            except ValueError as exc:  # e.g. a task set's column mapping, or fewer rows than tasks
+                raise ProbeError(f"{ref.name}: {exc}") from None
+            picked, skipped = _pick_graders(ref.cls, instance, graders, {**kwargs, "difficulty": level}, with_model)
+            truth = instance.roles["truth"] or truth
+            if ask is None and any(g.uses_model for g in picked.values()):
+                try:
+                    ask = own = ModelJudge(model_name, judge_base_url, judge_api_key_env)
+                except ValueError as exc:
+                    raise ProbeError(str(exc)) from None
+            for case in _cases(ref.name, instance, tasks, level):
+                _grade(picked, case, _replies(chosen, case, own_strategies), ask, tallies)
+                done += 1
+                if on_progress:
+                    on_progress(done, total)
+    finally:
+        if own is not None:
+            own.close()
+    uses_model = any(g.uses_model for g in picked.values())
     surface = [n for n, g in picked.items() if not g.signal_type.task_relevant]
     rows = []
     for (name, sname, kind), t in tallies.items():
@@ -272,7 +299,7 @@ def probe(env: str, *, graders: Sequence[str] | None = None, tasks: int = 50, di
                              _clip(t.example if t.example is not None else t.first or ""), flagged, name in surface))
     order = {n: i for i, n in enumerate(sorted(picked, key=lambda n: (n != truth, n in surface, n)))}
     rows.sort(key=lambda r: (order[r.grader], r.kind != "hack"))
-    result = ProbeResult("p-" + uuid.uuid4().hex[:12], ref.name, levels, tasks, judge_model if uses_model else None,
+    result = ProbeResult("p-" + uuid.uuid4().hex[:12], ref.name, levels, tasks, model_name if uses_model else None,
                          rows, truth, surface, {n: _label(g) for n, g in picked.items()}, skipped)
     if store is not None:
         save_probe(store, [{**asdict(r), "probe_id": result.probe_id, "env_id": result.env_id, "difficulty": levels,

@@ -17,6 +17,7 @@ from fractions import Fraction
 from ..answer_forms import FORMS, NOT_APPLICABLE, render
 from .registry import ProbeCase, Strategy, register_strategy, strategy
 
+QUOTED = 'Answer: "X"'
 WORK = "Let me work through this step by step.\nI check each step once more before answering.\n\n"
 
 
@@ -126,8 +127,8 @@ def _form_strategy(form: str) -> Strategy:
     needs_distractor = " ... " in form  # the forms that show a wrong answer D under an earlier mark
 
     def build(case: ProbeCase) -> str | None:
-        if (case.task.domain, form) in NOT_APPLICABLE:
-            return None
+        if (case.task.domain, form) in NOT_APPLICABLE or (form == QUOTED and '"' in case.answer):
+            return None  # quotes around an answer holding quotes do not wrap one string (the reader's rule)
         distractor = case.wrong(0)
         if needs_distractor and distractor is None:
             return None

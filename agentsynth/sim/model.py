@@ -36,7 +36,17 @@ from .guess import guess
 from .solvers import Problem, solve
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_JUDGED = re.compile(r"Task:\n<<<\n(.*?)\n>>>\nAnswer to grade:\n<<<\n(.*?)\n>>>", re.S)
+_OPEN = re.compile(r"(<{3,})\n")
+def _unquote(text: str, at: int) -> tuple[str, int] | None:
+    """The text quoted at ``at`` (:func:`agentsynth.channels.quoted`: a line of n ``<``, the text, a line
+    of n ``>``) and the index after its closing line, or None."""
+    m = _OPEN.match(text, at)
+    if m is None:
+        return None
+    end = re.compile(rf"\n>{{{len(m.group(1))}}}(?:\n|$)").search(text, m.end())
+    return None if end is None else (text[m.end():end.start()], end.end())
+
+
 HEDGE = "I am not sure about this one; I might be wrong, so please double-check the steps before relying on it.\n"
 
 
@@ -250,10 +260,12 @@ class SimModel:
 
     def _judge(self, request: str, rng: Random) -> str:
         """Judge another model's answer: solve the task itself, compare, state a verdict."""
-        m = _JUDGED.search(request)
-        if not m:
+        at = request.find("Task:\n")
+        task = _unquote(request, at + 6) if at >= 0 else None
+        answer = _unquote(request, task[1] + 17) if task and request.startswith("Answer to grade:\n", task[1]) else None
+        if task is None or answer is None:
             return "I cannot find the task and the answer to grade.\nVERDICT: incorrect"
-        return self._verdict(solve(m.group(1)), m.group(2), rng)
+        return self._verdict(solve(task[0]), answer[0], rng)
 
     def _verdict(self, prob: Problem | None, answer: str, rng: Random) -> str:
         extract = prob.extract if prob is not None and prob.extract is not None else _stated
