@@ -138,3 +138,27 @@ def test_a_bad_column_mapping_is_refused_by_name(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('prompt = "question"', 'prompt = "text"'))
     with pytest.raises(LoopError, match=r"loop domain tasks:.*: cannot create it .*column 'text' \(prompt\) is not in the file"):
         check_loop(load_loop_spec(path))
+
+
+def test_student_init_takes_a_run_specs_task_set_with_its_mapping(tmp_path: Path) -> None:
+    data = write_tasks(tmp_path / "sums.jsonl")
+    kwargs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in MAPPING.items())
+    spec = write_spec(tmp_path / "run.toml", f"""
+        name = "r"
+        model = "sim"
+        [[envs]]
+        id = "tasks:{data}"
+        kwargs = {{ {kwargs} }}
+        [[envs]]
+        id = "units"
+        """)
+    out = tmp_path / "ckpt"
+    small = ["--tasks", "20", "--steps", "2", "--width", "16", "--layers", "1", "--heads", "2", "--context", "64", "-q"]
+    r = cli("student", "init", "--spec", str(spec), "--envs", f"tasks:{data}", "--out", str(out), *small, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data_entry = json.loads((out / "manifest.json").read_text())["data"]
+    assert data_entry["envs"] == [f"tasks:{data}"] and data_entry["env_kwargs"] == {f"tasks:{data}": MAPPING}
+    r = cli("student", "init", "--out", str(tmp_path / "none"), *small)
+    assert r.returncode == 2 and "name the environments: --envs" in r.stderr
+    r = cli("student", "init", "--envs", f"tasks:{data}", "--out", str(tmp_path / "bad"), *small)  # no mapping
+    assert r.returncode == 2 and "column 'prompt' is not in the file; its columns: question, solution" in r.stderr, r.stderr
