@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..store import DEFAULT_STORE
-from .common import EXIT_BAD_INPUT, fail
+from .common import EXIT_BAD_INPUT, fail, spec_envs
 from .progress import Bar
 
 DEFAULT_INIT_MINUTES = 8.0
@@ -73,8 +73,11 @@ def student() -> None:
 
 
 @student.command("init")
-@click.option("--envs", "env_lists", multiple=True, required=True, metavar="ENVS",
+@click.option("--envs", "env_lists", multiple=True, metavar="ENVS",
               help="Environments whose reference answers it learns: repeat, or comma-separate.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), metavar="SPEC",
+              help="Learn the environments of this run spec, with their kwargs (a task set's column mapping); "
+                   "with --envs, only those of them.")
 @click.option("--difficulty", default=1, show_default=True, type=click.IntRange(1, 10))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New checkpoint directory.")
 @click.option("--tasks", default=20_000, show_default=True, type=click.IntRange(1, 10_000_000),
@@ -94,21 +97,26 @@ def student() -> None:
 @click.option("--review", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Share of self-review examples (judging an answer: VERDICT: correct/incorrect).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def init_cmd(env_lists: tuple[str, ...], difficulty: int, out: str, tasks: int, steps: int | None, minutes: float | None,
+def init_cmd(env_lists: tuple[str, ...], spec_path: str | None, difficulty: int, out: str, tasks: int, steps: int | None, minutes: float | None,
              seed: int, lr: float | None, batch_size: int | None, threads: int | None, width: int, layers: int, heads: int,
              context: int, vocab: int, review: float, quiet: bool) -> None:
     """Build a base student from scratch on the environments' reference answers (its
     "pretraining"): a tokenizer and a model, written to --out with a manifest."""
     from ..student.errors import StudentError, require_learn_extra
 
+    envs, env_kwargs = _env_names(env_lists), None
+    if spec_path is not None:
+        envs, env_kwargs = spec_envs(spec_path, envs)
+    elif not envs:
+        _fail("name the environments: --envs arithmetic,strings (or --spec SPEC: the environments of a run spec)")
     cfg = _train_config(steps, minutes, DEFAULT_INIT_MINUTES, seed=seed, lr=lr, batch_size=batch_size, threads=threads)
     bar = _Bar("student init", enabled=not quiet)
     try:
         require_learn_extra()
         from ..student.build import init_student
 
-        s = init_student(_env_names(env_lists), out, difficulty=difficulty, tasks=tasks, train_cfg=cfg, vocab_size=vocab,
-                         context=context, width=width, layers=layers, heads=heads, review=review, on_progress=bar)
+        s = init_student(envs, out, difficulty=difficulty, tasks=tasks, train_cfg=cfg, vocab_size=vocab, context=context,
+                         width=width, layers=layers, heads=heads, review=review, env_kwargs=env_kwargs, on_progress=bar)
     except StudentError as exc:
         bar.stop()
         _fail(str(exc))

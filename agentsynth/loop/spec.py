@@ -32,8 +32,10 @@ class DomainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="registered name, agentsynth/<name>-v0, or module:Class")
+    id: str = Field(description="registered name, agentsynth/<name>-v0, tasks:PATH, or module:Class")
     difficulty: int = Field(1, ge=1, le=10)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="other constructor arguments (a task set's "
+                                   "column mapping), as in a run spec's [[envs]] kwargs")
 
 
 class BaseSpec(BaseModel):
@@ -116,12 +118,21 @@ class LoopSpec(BaseModel):
         return self
 
     def content(self) -> dict[str, Any]:
-        """What decides the loop's results (not where it is stored)."""
-        return self.model_dump(exclude={"store", "workdir", "concurrency"}, exclude_defaults=False)
+        """What decides the loop's results (not where it is stored). A domain's empty ``kwargs`` are
+        left out, so loops stored before domains took kwargs keep their hash and resume."""
+        data = self.model_dump(exclude={"store", "workdir", "concurrency"}, exclude_defaults=False)
+        for d in data["loop_envs"] + data["held_out"]:
+            if not d["kwargs"]:
+                del d["kwargs"]
+        return data
 
     def spec_hash(self) -> str:
         """Hash of :meth:`content`: a resumed loop must have the same."""
         return hashlib.sha256(json.dumps(self.content(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def env_kwargs(self) -> dict[str, dict[str, Any]]:
+        """The constructor arguments of each domain that has some (``evaluate``'s ``env_kwargs``)."""
+        return {d.id: dict(d.kwargs) for d in self.loop_envs + self.held_out if d.kwargs}
 
     def work_path(self) -> Path:
         """The folder of checkpoints and exports."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from .checkpoint import Student, check_out
 from .config import GPTConfig, TrainConfig
-from .data import Example, file_sha256, read_sft, reference_examples, review_examples
+from .data import EnvKwargs, Example, file_sha256, read_sft, reference_examples, review_examples, review_tasks
 from .errors import StudentError, require_learn_extra
 from .tokenizer import DEFAULT_VOCAB, StudentTokenizer
 from .training import Progress, TrainReport, set_threads, train
@@ -75,13 +75,15 @@ def _figures(report: TrainReport, cfg: TrainConfig) -> dict[str, Any]:
 
 def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, tasks: int = 20_000, seed_start: int = 0,
                  train_cfg: TrainConfig, vocab_size: int = DEFAULT_VOCAB, context: int = 256, width: int = 96,
-                 layers: int = 3, heads: int = 4, review: float = 0.0,
+                 layers: int = 3, heads: int = 4, review: float = 0.0, env_kwargs: EnvKwargs | None = None,
                  on_progress: Callable[[Progress], None] | None = None) -> Student:
     """Build a base student from scratch: ``tasks`` tasks per environment (seeds ``seed_start..``)
     with their reference replies, a tokenizer trained on them and on every built-in domain, and
     a model trained on them; write it to ``out``. ``review`` in [0, 1): the share of the training
     examples that are self-review conversations (:func:`~agentsynth.student.data.review_examples`),
-    drawn from other seeds of the same environments."""
+    drawn from other seeds of the same environments. ``env_kwargs``: constructor arguments per
+    environment (a task set's column mapping); the manifest records them, so replay rebuilds the
+    same examples."""
     names = list(dict.fromkeys(envs))
     if not names:
         raise StudentError("no environments: pass --envs, e.g. --envs arithmetic,strings")
@@ -90,11 +92,13 @@ def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, t
     if not 0 <= review < 1:
         raise StudentError(f"--review must be in [0, 1), got {review}")
     check_out(out)
-    examples = reference_examples(names, difficulty=difficulty, tasks=tasks, seed_start=seed_start)
-    n_review = round(tasks * review / (1 - review))
+    kwargs = {ref: dict(env_kwargs[ref]) for ref in names if (env_kwargs or {}).get(ref)}  # type: ignore[index]
+    examples = reference_examples(names, difficulty=difficulty, tasks=tasks, seed_start=seed_start, env_kwargs=kwargs)
+    n_review = review_tasks(tasks, review)
     review_start = seed_start + tasks
     if n_review:
-        examples += review_examples(names, difficulty=difficulty, tasks=n_review, seed_start=review_start, seed=train_cfg.seed)
+        examples += review_examples(names, difficulty=difficulty, tasks=n_review, seed_start=review_start, seed=train_cfg.seed,
+                                    env_kwargs=kwargs)
     tokenizer = build_tokenizer(examples, vocab_size=vocab_size)
     student = new_student(tokenizer, seed=train_cfg.seed, context=context, width=width, layers=layers, heads=heads,
                           threads=train_cfg.threads)
@@ -102,7 +106,7 @@ def init_student(envs: Sequence[str], out: str | Path, *, difficulty: int = 1, t
     student.save(out, {
         "parent": None,
         "data": {"source": "references", "envs": names, "difficulty": difficulty, "tasks_per_env": tasks,
-                 "seed_start": seed_start, "examples": len(examples),
+                 "seed_start": seed_start, "examples": len(examples), **({"env_kwargs": kwargs} if kwargs else {}),
                  "review": {"share": review, "tasks_per_env": n_review, "seed_start": review_start} if n_review else None},
         "tokenizer": {**tokenizer.describe(), "corpus_envs": list(TOKENIZER_ENVS), "corpus_difficulties":
                       list(TOKENIZER_DIFFICULTIES), "corpus_seed_start": TOKENIZER_SEED_START},
@@ -187,11 +191,13 @@ def replay_examples(base: Student, limit: int = 20_000) -> list[Example]:
         total = int(data["tasks_per_env"]) + n_rev
         per_env = max(1, min(total, limit // max(1, len(data["envs"]))))
         n_ref = max(1, round(per_env * int(data["tasks_per_env"]) / total))
+        kwargs = data.get("env_kwargs") or {}
         out = reference_examples(data["envs"], difficulty=int(data["difficulty"]), tasks=n_ref,
-                                 seed_start=int(data["seed_start"]))
+                                 seed_start=int(data["seed_start"]), env_kwargs=kwargs)
         if n_rev and per_env > n_ref:
             out += review_examples(data["envs"], difficulty=int(data["difficulty"]), tasks=per_env - n_ref,
-                                   seed_start=int(rev["seed_start"]), seed=int((base.manifest.get("training") or {}).get("seed", 0)))
+                                   seed_start=int(rev["seed_start"]), seed=int((base.manifest.get("training") or {}).get("seed", 0)),
+                                   env_kwargs=kwargs)
         return out
     if data.get("source") == "export":
         p = Path(data.get("path") or "")

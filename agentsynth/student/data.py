@@ -43,10 +43,21 @@ class Example:
     task_id: str | None = field(default=None, compare=False)
 
 
-def _drawn(envs: Sequence[str], difficulty: int, tasks: int, seed_start: int) -> Iterator[tuple[Any, list[Task]]]:
-    """Each environment of ``envs`` (built at ``difficulty``, one turn; closed once the caller moves
-    on) with its tasks of seeds ``seed_start..seed_start + tasks - 1``, which must lie in the
-    synthesis range."""
+EnvKwargs = Mapping[str, Mapping[str, Any]]
+"""Constructor arguments per environment reference (a task set's column mapping), as a run spec's
+``[[envs]] kwargs`` give them."""
+
+
+def review_tasks(tasks: int, review: float) -> int:
+    """Self-review tasks per environment beside ``tasks`` reference tasks, for a ``review`` share."""
+    return round(tasks * review / (1 - review))
+
+
+def _drawn(envs: Sequence[str], difficulty: int, tasks: int, seed_start: int,
+           env_kwargs: EnvKwargs | None = None) -> Iterator[tuple[Any, list[Task]]]:
+    """Each environment of ``envs`` (built at ``difficulty``, one turn, with its ``env_kwargs``;
+    closed once the caller moves on) with its tasks of seeds ``seed_start..seed_start + tasks - 1``,
+    which must lie in the synthesis range (and, for a task set, in its train part)."""
     from ..registry import UnknownEnvironment, resolve
     from ..spec import EVAL_SEED_START
 
@@ -58,8 +69,15 @@ def _drawn(envs: Sequence[str], difficulty: int, tasks: int, seed_start: int) ->
             cls = resolve(ref).cls
         except UnknownEnvironment as exc:
             raise StudentError(str(exc)) from None
-        env = cls(difficulty=difficulty, max_turns=1)
         try:
+            env = cls(**{"difficulty": difficulty, "max_turns": 1, **(env_kwargs or {}).get(ref, {})})
+        except ValueError as exc:
+            raise StudentError(f"{ref}: {exc}") from None
+        try:
+            try:
+                env.check_seeds(range(seed_start, seed_start + tasks))
+            except ValueError as exc:
+                raise StudentError(f"{ref}: {exc}") from None
             drawn = []
             for seed in range(seed_start, seed_start + tasks):
                 env.reset(seed=seed)
@@ -70,30 +88,32 @@ def _drawn(envs: Sequence[str], difficulty: int, tasks: int, seed_start: int) ->
             env.close()
 
 
-def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0) -> list[Example]:
+def reference_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0,
+                       env_kwargs: EnvKwargs | None = None) -> list[Example]:
     """``tasks`` tasks of each environment (seeds ``seed_start..``, in the synthesis range) with
     the environment's reference reply (:meth:`~agentsynth.env.TextEnv.reference_reply`): the
-    prompt as a single user message, as a run sends it without a system prompt."""
+    prompt as a single user message, as a run sends it without a system prompt. ``env_kwargs``:
+    constructor arguments per environment (a task set's column mapping)."""
     out: list[Example] = []
-    for env, drawn in _drawn(envs, difficulty, tasks, seed_start):
+    for env, drawn in _drawn(envs, difficulty, tasks, seed_start, env_kwargs):
         out += [Example([{"role": "user", "content": t.prompt}], env.reference_reply(t), t.task_id) for t in drawn]
     return out
 
 
 def review_examples(envs: Sequence[str], *, difficulty: int = 1, tasks: int = 1000, seed_start: int = 0,
-                    seed: int = 0) -> list[Example]:
+                    seed: int = 0, env_kwargs: EnvKwargs | None = None) -> list[Example]:
     """Self-review examples: the conversation the ``self`` channel sends (the task, an answer, the
     review request) with the verdict a careful reviewer gives, ``VERDICT: correct`` or
     ``VERDICT: incorrect`` as the environment's own verifier decides. The answer under review is
     the reference reply (half the time), or it with one digit changed, or another task's reference
     reply (a quarter each). A base trained on these can judge its own answers as well as it can
     solve the tasks, which is what the loop's ``self-judge`` arm needs to be a fair closed arm.
-    Seeds must lie in the synthesis range, as for :func:`reference_examples`."""
+    Seeds must lie in the synthesis range, and ``env_kwargs`` are, as for :func:`reference_examples`."""
     from ..channels import SELF_REQUEST
 
     rng = np.random.default_rng(seed)
     out: list[Example] = []
-    for env, drawn in _drawn(envs, difficulty, tasks, seed_start):
+    for env, drawn in _drawn(envs, difficulty, tasks, seed_start, env_kwargs):
         refs = [env.reference_reply(t) for t in drawn]
         for i, task in enumerate(drawn):
             kind = rng.random()
