@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,8 @@ def test_a_relative_environment_path_is_read_from_the_working_directory(tmp_path
 
 def test_your_own_questions_flow_runs_as_the_readme_shows(tmp_path: Path) -> None:
     text = section("Your own questions")
+    shown = tomllib.loads(next(b for b in blocks(text, "toml") if 'id = "tasks:' in b))
+    assert shown["envs"] == tomllib.loads((ROOT / "runs" / "tasks-example.toml").read_text())["envs"]
     project = fresh_project(tmp_path)
     shutil.copytree(ROOT / "examples", project / "examples")
     out = {}
