@@ -54,7 +54,7 @@ def loop_spec(tmp_path: Path, *, tasks: int = 8, generations: int = 2, eval_task
         width = 32
         layers = 1
         heads = 2
-        context = 128
+        context = 256                     # a prompt and a whole reply (up to the loop's 96 tokens) always fit
         [[loop_envs]]
         id = "tasks:{data}"
         kwargs = {{ {kwargs} }}
