@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,14 +69,21 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def required_string(obj: dict[str, Any], key: str, param: str, allowed: Sequence[str] | None = None) -> str:
+    """``obj[key]``: present, a string and, with ``allowed``, one of them (``param`` names it in errors)."""
+    value = obj.get(key)
+    if value is None:
+        raise missing(param)
+    if not isinstance(value, str):
+        raise invalid_type(param, "a string", value)
+    if allowed is not None and value not in allowed:
+        raise invalid_value(param, value, allowed)
+    return value
+
+
 def model_field(body: dict[str, Any]) -> str:
     """The requested model name (required, a string)."""
-    model = body.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str):
-        raise invalid_type("model", "a string", model)
-    return model
+    return required_string(body, "model", "model")
 
 
 def number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:
@@ -229,13 +236,7 @@ def chat_request(body: dict[str, Any]) -> ChatRequest:
 def _message(m: Any, p: str) -> Message:
     if not isinstance(m, dict):
         raise invalid_type(p, "an object", m)
-    role = m.get("role")
-    if role is None:
-        raise missing(f"{p}.role")
-    if not isinstance(role, str):
-        raise invalid_type(f"{p}.role", "a string", role)
-    if role not in _CHAT_ROLES:
-        raise invalid_value(f"{p}.role", role, _CHAT_ROLES)
+    role = required_string(m, "role", f"{p}.role", _CHAT_ROLES)
     content = m.get("content")
     calls = _tool_calls(m.get("tool_calls"), f"{p}.tool_calls") if role == "assistant" else None
     if content is None and role != "assistant":

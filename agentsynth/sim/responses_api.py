@@ -27,9 +27,10 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import empty_array, invalid_type, invalid_value, missing, unsupported
+from .errors import empty_array, invalid_type, missing, unsupported
 from .replies import Reply, pieces, sse
-from .requests import ChatRequest, Message, boolean, function_def, integer, number, objects, text_of, tool_choice_none
+from .requests import (ChatRequest, Message, boolean, function_def, integer, number, objects, required_string, text_of,
+                       tool_choice_none)
 
 __all__ = ["MALFORMED_RESPONSE", "MALFORMED_RESPONSE_STREAM", "response_events", "response_object", "responses_request"]
 
@@ -95,13 +96,7 @@ def _item(item: Any, p: str, out: list[Message]) -> None:
     if kind is None:
         raise missing(f"{p}.type")
     if kind == "message":
-        role = item.get("role")
-        if role is None:
-            raise missing(f"{p}.role")
-        if not isinstance(role, str):
-            raise invalid_type(f"{p}.role", "a string", role)
-        if role not in _ROLES:
-            raise invalid_value(f"{p}.role", role, _ROLES)
+        role = required_string(item, "role", f"{p}.role", _ROLES)
         if item.get("content") is None:
             raise missing(f"{p}.content")
         kinds = ("output_text", "input_text", "refusal") if role == "assistant" else ("input_text",)
