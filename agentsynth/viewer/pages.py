@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .filters import OPS, PAGE_SIZES, SORTS, EpisodeQuery
-from .html import Html, el, fmt, join, json_block, rate, table, url
+from .html import Html, el, fmt, join, json_block, table, url
 from .layout import facts, field, labels, page, pager, progress, run_fields, status_badge, verdict
 from .queries import EpisodePage
 
