@@ -196,6 +196,7 @@ class Runner:
                     base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
                     kind=spec.purpose,
                 )
+            run_lock.name_run(state.run_id)
             n_todo = total - len(state.done)
             todo = PlanQueue((p for p in plan(spec, configs) if p.episode_id not in state.done), state.failed)  # streamed
             if self.on_start:

@@ -172,6 +172,9 @@ def test_a_killed_run_is_not_live_and_resumes(tmp_path: Path, server: Served) ->
     run.kill()
     run.wait()
     assert live_run(store) is None
+    assert q(store, "SELECT status FROM runs") == [("running",)]  # as the killed process left it
+    shown = cli("runs", "--store", str(store))
+    assert shown.returncode == 0 and "interrupted" in shown.stdout and "running" not in shown.stdout, shown.stdout
     again = cli("run", str(spec), "-q")
     assert again.returncode == 0, again.stderr
     assert q(store, "SELECT count(*), count(DISTINCT episode_id) FROM episodes") == [(240, 240)]

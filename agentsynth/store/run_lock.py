@@ -47,9 +47,14 @@ class RunLock:
                 "or use another --store"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{' '.join(sys.argv)[:200]}\n".encode(errors="replace"), 0)
+        os.pwrite(fd, f"{os.getpid()}\n{' '.join(sys.argv)[:200].replace(chr(10), ' ')}\n".encode(errors="replace"), 0)
         self._fd = fd
         return self
+
+    def name_run(self, run_id: str) -> None:
+        """Record which run this is (after the store gave it an id), for :func:`live_run_id`."""
+        if self._fd is not None:
+            os.pwrite(self._fd, f"{run_id}\n".encode(), len(os.pread(self._fd, 4096, 0)))
 
     def release(self) -> None:
         """Let the next run start (also done by the kernel when this process ends)."""
@@ -83,6 +88,33 @@ def live_run(store: str | Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def live_run_id(store: str | Path) -> str | None:
+    """The ``run_id`` of the run writing ``store`` right now (None when none is, or it has not
+    got one yet). A run stored as ``running`` with another id is not running: its process ended
+    before it finished (re-running the same command resumes it)."""
+    path = lock_path(store)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lines = _lines(fd)
+            return lines[2].strip() or None if len(lines) > 2 else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def shown_status(status: str, run_id: str, live: str | None) -> str:
+    """A run's status as readers should show it: ``running`` only while its process runs; a run
+    whose process ended without finishing shows as ``interrupted`` (as after Ctrl-C)."""
+    return "interrupted" if status == "running" and run_id != live else status
 
 
 def _lines(fd: int) -> list[str]:
