@@ -42,6 +42,7 @@ from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, SpecWarning, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
+from .store.run_lock import RunLock
 from .store.writer import EpisodeRecord, StoreWriter
 
 
@@ -185,15 +186,17 @@ class Runner:
                    types: list[SignalType], needs_model: list[bool], t0: float) -> RunResult:
         spec = self.spec
         loop = asyncio.get_running_loop()
-        con = connect(spec.store, read_only=False)
+        run_lock = RunLock(spec.store).acquire()  # one run per store; readers come and go (store/writer.py)
         try:
-            store_runs.record_signal_types(con, types)
-            total = planned_count(spec)
-            state = store_runs.begin_run(
-                con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
-                base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
-                kind=spec.purpose,
-            )
+            with contextlib.closing(connect(spec.store, read_only=False)) as con:
+                store_runs.record_signal_types(con, types)
+                total = planned_count(spec)
+                state = store_runs.begin_run(
+                    con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
+                    base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
+                    kind=spec.purpose,
+                )
+            run_lock.name_run(state.run_id)
             n_todo = total - len(state.done)
             todo = PlanQueue((p for p in plan(spec, configs) if p.episode_id not in state.done), state.failed)  # streamed
             if self.on_start:
@@ -202,7 +205,7 @@ class Runner:
             examples: list[str] = []
             stop = asyncio.Event()
             status = "interrupted"
-            writer = StoreWriter(con)
+            writer = StoreWriter(spec.store)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
             callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
             breakers = [b for m in dict.fromkeys([model, judge]) if isinstance(b := getattr(m, "breaker", None), CircuitBreaker)]
@@ -229,16 +232,18 @@ class Runner:
                     writer.close()
                 finally:
                     if status == "interrupted":
-                        store_runs.finish_run(con, state.run_id, status)
+                        with contextlib.closing(connect(spec.store, read_only=False, migrate=False)) as con:
+                            store_runs.finish_run(con, state.run_id, status)
             if self.on_status:
                 self.on_status(ctx.status())
-            result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
-                                 status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
-                                 down=ctx.down, models=[model] if judge is model else [model, judge])
-            store_runs.finish_run(con, state.run_id, result.status)
+            with contextlib.closing(connect(spec.store, read_only=False, migrate=False)) as con:
+                result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
+                                     status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
+                                     down=ctx.down, models=[model] if judge is model else [model, judge])
+                store_runs.finish_run(con, state.run_id, result.status)
             return result
         finally:
-            con.close()
+            run_lock.release()
 
     def _spawn(self, c: _Shared) -> None:
         c.places.workers += 1
@@ -303,7 +308,7 @@ class Runner:
                     place.leave()
                     c.todo.finish()
                 self._record(c, p, rec, rerun)
-                while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
+                while c.writer.pending() > 10 * c.writer.batch_size:  # backpressure (a reader holding the file): memory stays flat
                     await asyncio.sleep(0.005)
         finally:
             c.places.workers -= 1

@@ -175,8 +175,10 @@ def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> N
 @main.command()
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 def runs(store: str) -> None:
-    """List the runs in a store with episode counts and pass rates."""
+    """List the runs in a store with episode counts and pass rates (a run shows as running only
+    while its process runs)."""
     from ..store import StoreError, open_store
+    from ..store.run_lock import live_run_id, shown_status
 
     query = """
         SELECT r.name, r.run_id, r.model, r.status, r.planned,
@@ -194,6 +196,9 @@ def runs(store: str) -> None:
             cols, rows = rel.columns, rel.fetchall()
     except StoreError as exc:
         fail(str(exc))
+    live = live_run_id(store)  # a run stored as running whose process ended shows as interrupted
+    status = cols.index("status")
+    rows = [(*r[:status], shown_status(r[status], r[1], live), *r[status + 1:]) for r in rows]
     print_table(cols, rows, 1000, sys.stdout)
 
 
