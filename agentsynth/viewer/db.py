@@ -37,8 +37,9 @@ class Reader:
     """One request's read-only connection, with row helpers (named ``$parameters``, never values
     formatted into SQL)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
         self.con = con
+        self.path = path
 
     def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Every row of ``sql`` as a dict keyed by column name."""
@@ -74,7 +75,7 @@ class StoreDB:
     def _open(self) -> Iterator[Reader]:
         con = _connect(self.path)
         try:
-            yield Reader(con)
+            yield Reader(con, self.path)
         finally:
             con.close()
 

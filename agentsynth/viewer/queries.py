@@ -17,6 +17,7 @@ import duckdb
 
 from ..analysis.intervals import wilson
 from ..store import StoreError, check_read_only, file_refusal
+from ..store.run_lock import live_run_id, shown_status
 from .db import Reader, time_limit
 from .filters import SORTS, BadRequest, EpisodeQuery
 
@@ -32,9 +33,10 @@ RUN_STATS = """
 
 def runs(r: Reader, run_id: str | None = None) -> list[dict[str, Any]]:
     """Every run (or the one ``run_id``) with its counts, pass rates at the first and last
-    answer (of ok episodes) and tokens; newest first."""
+    answer (of ok episodes) and tokens; newest first. ``status`` is as ``agentsynth runs`` shows
+    it: ``running`` only while the run's process runs (else ``interrupted``)."""
     where, params = ("WHERE run_id = $run", {"run": run_id}) if run_id else ("", {})
-    return r.rows(f"""
+    rows = r.rows(f"""
         SELECT r.run_id, r.name, r.kind, r.status, r.planned, r.sessions, r.model, r.base_url,
                r.created_at, r.finished_at, r.agentsynth_version,
                coalesce(a.episodes, 0) AS episodes, coalesce(a.ok, 0) AS ok, coalesce(a.failed, 0) AS failed,
@@ -44,6 +46,10 @@ def runs(r: Reader, run_id: str | None = None) -> list[dict[str, Any]]:
         FROM runs r LEFT JOIN ({RUN_STATS.format(where=where)}) a USING (run_id)
         {"WHERE r.run_id = $run" if run_id else ""}
         ORDER BY r.created_at DESC, r.name""", params)
+    live = live_run_id(r.path) if any(row["status"] == "running" for row in rows) else None
+    for row in rows:
+        row["status"] = shown_status(row["status"], row["run_id"], live)
+    return rows
 
 
 def run_spec(r: Reader, run_id: str) -> str | None:
