@@ -28,9 +28,12 @@ Params = Mapping[str, Any] | Sequence[Any] | None
 WORKERS = 4
 """Requests that may read the store at once (the others wait for a thread)."""
 
-SETTINGS = ("SET enable_progress_bar = false",)
-"""Run on each connection (constants): DuckDB would otherwise draw a progress bar on the server's
-terminal for a slow query."""
+MEMORY_LIMIT = "256MB"
+SETTINGS = ("SET enable_progress_bar = false", f"SET memory_limit = '{MEMORY_LIMIT}'")
+"""Run on each connection (constants): no progress bar on the server's terminal for a slow query,
+and DuckDB's buffer memory capped (shared by the requests reading at once; a large join spills to
+DuckDB's temporary directory beside the store instead), so the server stays well under 500 MB
+on a store of a million episodes."""
 
 
 class Reader:

@@ -27,14 +27,16 @@ class BadRequest(ValueError):
 @dataclass(frozen=True)
 class Sort:
     """A sortable column: its label and its SQL key over ``episodes e`` (never NULL, so that
-    keyset comparisons are total: NULLs sort as the lowest value)."""
+    keyset comparisons are total: NULLs sort as the lowest value); a key that is not ``unique``
+    is followed by the episode id, which breaks ties."""
 
     label: str
     key: str
+    unique: bool = False
 
 
 SORTS: dict[str, Sort] = {
-    "stored": Sort("order stored", "e.rowid"),
+    "stored": Sort("order stored", "e.rowid", unique=True),
     "finished": Sort("finished at", "coalesce(e.finished_at, '-infinity'::TIMESTAMP)"),
     "started": Sort("started at", "coalesce(e.started_at, '-infinity'::TIMESTAMP)"),
     "env": Sort("environment", "e.env_id"),
@@ -124,23 +126,39 @@ class EpisodeQuery:
                 params["sig_value"] = self.value
         return " AND ".join(preds), params
 
+    def _page(self, key: str, id_: str, cursor_key: Any | None) -> tuple[str, str, dict[str, Any], bool]:
+        """(the cursor's condition, ORDER BY, their parameters, backwards) over the sort ``key``
+        and the episode id ``id_``."""
+        unique = SORTS[self.sort].unique
+        backwards = self.before is not None or self.last
+        ascending = (not self.desc) != backwards
+        cursor = self.after or self.before
+        cmp, order = (">", "ASC") if ascending else ("<", "DESC")
+        cond, params = "true", {}
+        if cursor is not None:
+            cond = f"{key} {cmp} $ck" if unique else f"({key} {cmp} $ck OR ({key} = $ck AND {id_} {cmp} $cid))"
+            params = {"ck": cursor_key} if unique else {"ck": cursor_key, "cid": cursor}
+        return cond, f"{key} {order}" + ("" if unique else f", {id_} {order}"), params, backwards
+
     def page_sql(self, columns: str, cursor_key: Any | None) -> tuple[str, dict[str, Any], bool]:
         """SQL for this page (one row more than ``size``, to know whether more follow), its
         parameters, and whether it reads backwards (the rows then come in reverse order).
         ``cursor_key`` is the sort key of the ``after`` / ``before`` episode."""
         where, params = self.where()
-        key = SORTS[self.sort].key
-        backwards = self.before is not None or self.last
-        ascending = (not self.desc) != backwards
-        cursor = self.after or self.before
-        if cursor is not None:
-            cmp = ">" if ascending else "<"
-            where += f" AND ({key} {cmp} $ck OR ({key} = $ck AND e.episode_id {cmp} $cid))"
-            params |= {"ck": cursor_key, "cid": cursor}
-        order = "ASC" if ascending else "DESC"
-        sql = (f"SELECT {columns} FROM episodes e WHERE {where} "
-               f"ORDER BY {key} {order}, e.episode_id {order} LIMIT {self.size + 1}")
-        return sql, params, backwards
+        cond, order, cparams, backwards = self._page(SORTS[self.sort].key, "e.episode_id", cursor_key)
+        sql = f"SELECT {columns} FROM episodes e WHERE {where} AND {cond} ORDER BY {order} LIMIT {self.size + 1}"
+        return sql, params | cparams, backwards
+
+    def page_ids_sql(self, cursor_key: Any | None) -> tuple[str, dict[str, Any], bool]:
+        """Like :meth:`page_sql`, for a filter that joins (a signal's value): the matching
+        episodes are found once, and one row gives their count and this page's episode ids in order."""
+        where, params = self.where()
+        cond, order, cparams, backwards = self._page("_k", "_id", cursor_key)
+        sql = f"""WITH _f AS MATERIALIZED (SELECT {SORTS[self.sort].key} AS _k, e.episode_id AS _id FROM episodes e WHERE {where})
+                  SELECT (SELECT count(*) FROM _f) AS matching,
+                         (SELECT list(_id ORDER BY {order}) FROM (SELECT _k, _id FROM _f WHERE {cond} ORDER BY {order}
+                                                                   LIMIT {self.size + 1})) AS ids"""
+        return sql, params | cparams, backwards
 
 
 def parse_episode_query(run_id: str, query: Mapping[str, str]) -> EpisodeQuery:

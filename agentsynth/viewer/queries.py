@@ -82,16 +82,23 @@ def episode_page(r: Reader, q: EpisodeQuery) -> EpisodePage:
         if found is None:
             raise BadRequest(f"{'after' if q.after else 'before'}: episode {cursor!r} is not in this run")
         key = found["k"]
-    sql, params, backwards = q.page_sql(EPISODE_COLUMNS, key)
-    rows = r.rows(sql, params)
+    if q.signal:  # a join: find the matching episodes once, then fetch the page's rows by id
+        sql, params, backwards = q.page_ids_sql(key)
+        found, ids = r.con.execute(sql, params).fetchone()
+        ids = ids or []
+        by_id = {row["episode_id"]: row for row in r.rows(
+            f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE list_contains($ids, e.episode_id)", {"ids": ids})}
+        rows = [by_id[i] for i in ids if i in by_id]
+    else:
+        sql, params, backwards = q.page_sql(EPISODE_COLUMNS, key)
+        rows = r.rows(sql, params)
+        found = matching(r, q)
     more = len(rows) > q.size
     rows = rows[: q.size]
-    where, wparams = q.where()
-    matching = r.value(f"SELECT count(*) FROM episodes e WHERE {where}", wparams)
     if backwards:
         rows.reverse()
-        return EpisodePage(rows, matching, has_prev=more, has_next=q.before is not None)
-    return EpisodePage(rows, matching, has_prev=q.after is not None, has_next=more)
+        return EpisodePage(rows, found, has_prev=more, has_next=q.before is not None)
+    return EpisodePage(rows, found, has_prev=q.after is not None, has_next=more)
 
 
 def matching(r: Reader, q: EpisodeQuery) -> int:
@@ -117,12 +124,17 @@ def choices(r: Reader, run_id: str) -> dict[str, list[tuple[Any, int]]]:
 
 
 def episode(r: Reader, episode_id: str) -> dict[str, Any] | None:
-    """One episode with its run's name and its task (prompt, reference answer, metadata)."""
-    return r.one("""
-        SELECT e.*, r.name AS run_name, r.kind AS run_kind, t.prompt AS task_prompt, t.answer AS task_answer,
-               t.metadata::VARCHAR AS task_metadata
-        FROM episodes e JOIN runs r USING (run_id) LEFT JOIN tasks t USING (task_id)
-        WHERE e.episode_id = $id""", {"id": episode_id})
+    """One episode with its run's name and its task (prompt, reference answer, metadata): key
+    lookups only (each table's primary key)."""
+    ep = r.one("SELECT * FROM episodes WHERE episode_id = $id", {"id": episode_id})
+    if ep is None:
+        return None
+    run = r.one("SELECT name, kind FROM runs WHERE run_id = $run", {"run": ep["run_id"]}) or {"name": ep["run_id"], "kind": None}
+    task = r.one("SELECT prompt, answer, metadata::VARCHAR AS metadata FROM tasks WHERE task_id = $t", {"t": ep["task_id"]}) \
+        if ep["task_id"] else None
+    task = task or {"prompt": None, "answer": None, "metadata": None}
+    return ep | {"run_name": run["name"], "run_kind": run["kind"], "task_prompt": task["prompt"],
+                 "task_answer": task["answer"], "task_metadata": task["metadata"]}
 
 
 def messages(r: Reader, episode_id: str) -> list[dict[str, Any]]:
@@ -131,16 +143,22 @@ def messages(r: Reader, episode_id: str) -> list[dict[str, Any]]:
                      FROM messages WHERE episode_id = $id ORDER BY position""", {"id": episode_id})
 
 
-ROLE_ORDER = "CASE s.role WHEN 'truth' THEN 0 WHEN 'feedback' THEN 1 WHEN 'reward' THEN 2 ELSE 3 END"
+ROLE_ORDER = {"truth": 0, "feedback": 1, "reward": 2}
 
 
 def signals(r: Reader, episode_id: str) -> list[dict[str, Any]]:
-    """The episode's signal outcomes with their grader's labels, by turn (truth first)."""
-    return r.rows(f"""
-        SELECT s.turn, s.name, s.role, s.value, s.passed, s.feedback, s.details::VARCHAR AS details, s.tokens,
-               t.source, t.openness, t.meta_level, t.task_relevant, t.description
-        FROM signals s LEFT JOIN signal_types t USING (name)
-        WHERE s.episode_id = $id ORDER BY s.turn, {ROLE_ORDER}, s.name""", {"id": episode_id})
+    """The episode's signal outcomes with their grader's labels, by turn (truth first). The scan
+    of ``signals`` has no join or sort (a store's signals are the largest table): labels are
+    looked up in ``signal_types`` (one row per grader) and the rows sorted here."""
+    rows = r.rows("""SELECT turn, name, role, value, passed, feedback, details::VARCHAR AS details, tokens
+                     FROM signals WHERE episode_id = $id""", {"id": episode_id})
+    types = {t["name"]: t for t in r.rows(
+        "SELECT name, source, openness, meta_level, task_relevant, description FROM signal_types WHERE list_contains($n, name)",
+        {"n": sorted({row["name"] for row in rows})})} if rows else {}
+    none = {"source": None, "openness": None, "meta_level": None, "task_relevant": None, "description": None}
+    out = [row | {k: v for k, v in types.get(row["name"], none).items() if k != "name"} for row in rows]
+    out.sort(key=lambda s: (s["turn"], ROLE_ORDER.get(s["role"], 3), s["name"]))
+    return out
 
 
 def signal_types(r: Reader) -> list[dict[str, Any]]:
