@@ -7,7 +7,7 @@ only read), starts the real ``agentsynth view`` on it as a subprocess, and reque
 last byte of the body). One episode's page asks for a different episode each time (drawn
 evenly over the store), so no two requests read the same rows. Prints the median, min and max
 per page, the targets, and the server's peak and current RSS (``VmHWM`` / ``VmRSS`` of
-``/proc/PID/status``).
+``/proc/PID/status``; the peak is also shown after each page's requests, in the order they run).
 
     python benchmarks/bench_view.py                              # build 1M episodes (~10 s), then measure
     python benchmarks/bench_view.py --reuse /tmp/store-1m.duckdb # measure a store built before
@@ -150,7 +150,7 @@ def measure(store: str, repeat: int) -> None:
              [None], None),
             ("signals page (agreement with truth: a join over all signal rows)", "/signals", [None], None),
         ]
-        print(f"\n{'page':<62} {'median':>8} {'min':>8} {'max':>8}  {'KB':>6}  target")
+        print(f"\n{'page':<62} {'median':>8} {'min':>8} {'max':>8}  {'KB':>6} {'peak RSS':>9}  target")
         results = []
         for label, path, items, target in pages:
             times = []
@@ -163,8 +163,9 @@ def measure(store: str, repeat: int) -> None:
                 times.append(secs)
             med = statistics.median(times)
             verdict = "" if target is None else f"< {target * 1000:.0f} ms: {'met' if med < target else 'MISSED'}"
-            print(f"{label:<62} {med * 1000:7.0f}ms {min(times) * 1000:7.0f}ms {max(times) * 1000:7.0f}ms  {size / 1024:6.0f}  {verdict}",
-                  flush=True)
+            peak = status_mb(proc.pid)["VmHWM"]
+            print(f"{label:<62} {med * 1000:7.0f}ms {min(times) * 1000:7.0f}ms {max(times) * 1000:7.0f}ms  {size / 1024:6.0f} "
+                  f"{peak:6.0f} MB  {verdict}", flush=True)
             results.append((label, med, target))
         mem = status_mb(proc.pid)
         print(f"\nserver RSS: peak (VmHWM) {mem['VmHWM']:.0f} MB, now (VmRSS) {mem['VmRSS']:.0f} MB   "
