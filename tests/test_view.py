@@ -285,7 +285,10 @@ def test_sql_csv_download_has_every_row(site: Site, view: Viewer) -> None:
 def test_signals_audit_export_evaluation_and_loop_pages(site: Site, view: Viewer) -> None:
     doc, _, _ = page(view, "/signals")
     names = [r[0] for r in q(site.store, "SELECT name FROM signal_types ORDER BY name")]
-    assert [b.text for b in doc.find_all("table")[0].find_all("b")] == names
+    types = doc.find("table", class_="types")
+    assert [b.text for b in types.find_all("b")] == names
+    probe = {tr.find_all("td")[0].text: tr.find_all("td")[3].text for tr in types.find("tbody").find_all("tr")}
+    assert probe["correct"] == "arithmetic: ok" and probe["format"] == "arithmetic: surface (not flagged)"
     ((k, n),) = q(site.store, """SELECT count(*) FILTER (f.passed = t.passed), count(*) FROM signals f JOIN signals t
                                  USING (episode_id, turn) WHERE f.name = 'format' AND f.role = 'score' AND t.role = 'truth'
                                  AND f.passed IS NOT NULL AND t.passed IS NOT NULL""")

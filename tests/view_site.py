@@ -37,8 +37,8 @@ class Site:
 
 
 def build_store(tmp: Path) -> Site:
-    """A real run (arithmetic × binary/hint, tools × binary; 2 samples; a system prompt), an audit
-    and an export of it; then markup planted in one episode's stored texts."""
+    """A real run (arithmetic × binary/hint, tools × binary; 2 samples; a system prompt), an audit,
+    an export and a probe of it; then markup planted in one episode's stored texts."""
     store = tmp / "view.duckdb"
     spec = write_spec(tmp / "view.toml", f"""
         name = "view-demo"
@@ -62,7 +62,8 @@ def build_store(tmp: Path) -> Site:
         """)
     for args in (("run", str(spec), "-q"), ("audit", "--store", str(store), "--bootstrap", "100"),
                  ("export", "--run", "view-demo", "--select", "correct", "--format", "sft", "--out", str(tmp / "x.jsonl"),
-                  "--store", str(store))):
+                  "--store", str(store)),
+                 ("probe", "--env", "arithmetic", "--tasks", "10", "--store", str(store), "-q")):
         r = cli(*args, cwd=tmp)
         assert r.returncode == 0, (args, r.stderr)
     con = duckdb.connect(str(store))

@@ -17,6 +17,7 @@ import duckdb
 
 from ..analysis.intervals import wilson
 from ..store import StoreError, check_read_only, file_refusal
+from ..store.probes import describe_flags, latest_flags
 from ..store.run_lock import live_run_id, shown_status
 from .db import Reader, time_limit
 from .filters import SORTS, BadRequest, EpisodeQuery
@@ -162,8 +163,15 @@ def signals(r: Reader, episode_id: str) -> list[dict[str, Any]]:
 
 
 def signal_types(r: Reader) -> list[dict[str, Any]]:
-    """Every grader's declared labels."""
-    return r.rows("SELECT name, source, openness, meta_level, task_relevant, description FROM signal_types ORDER BY name")
+    """Every grader's declared labels, and what the latest ``agentsynth probe`` of it found per
+    environment (``probe``: ``"arithmetic: ok; pairs: hackable"``, empty when never probed)."""
+    rows = r.rows("SELECT name, source, openness, meta_level, task_relevant, description FROM signal_types ORDER BY name")
+    probed: dict[str, list[str]] = {}
+    for (env, grader), flags in sorted(latest_flags(r.con).items()):
+        probed.setdefault(grader, []).append(f"{env}: {describe_flags(flags)}")
+    for row in rows:
+        row["probe"] = "; ".join(probed.get(row["name"], []))
+    return rows
 
 
 def signal_agreement(r: Reader, run_id: str | None) -> list[dict[str, Any]]:

@@ -23,8 +23,9 @@ def signals_page(types: Sequence[Mapping[str, Any]], agreement: Sequence[Mapping
     choose = el("form", el("label", "scope ", el("select", el("option", "the whole store", value=""), *(
         el("option", r["name"], value=r["run_id"], selected=r["run_id"] == run_id) for r in runs), name="run")),
                 " ", el("button", "show", type="submit"), method="get", action="/signals", class_="inline")
-    kinds = table(["signal", "labels", "description"],
-                  [[el("b", t["name"]), labels(t), t["description"] or ""] for t in types], empty="no signal types stored")
+    kinds = table(["signal", "labels", "description", "latest probe (agentsynth probe)"],
+                  [[el("b", t["name"]), labels(t), t["description"] or "", t["probe"] or "-"] for t in types],
+                  empty="no signal types stored", class_="data types")
     rows, points = [], []
     for a in agreement:
         truth = a["role"] == "truth"
