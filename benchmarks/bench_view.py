@@ -127,7 +127,7 @@ def measure(store: str, repeat: int) -> None:
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise SystemExit(f"agentsynth view exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                    raise SystemExit(f"agentsynth view exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
                 time.sleep(0.05)
         print(f"agentsynth view (PID {proc.pid}) serving after {time.perf_counter() - t0:.1f} s; "
               f"RSS {status_mb(proc.pid)['VmRSS']:.0f} MB", flush=True)

@@ -170,7 +170,7 @@ def test_an_episode_shows_its_transcript_and_each_turns_badges(site: Site, view:
     shown = doc.find("div", class_="transcript").find_all("div", class_="msg")
     assert [int(m.attrs["data-position"]) for m in shown] == [m[0] for m in msgs]
     assert [m.attrs["data-role"] for m in shown] == [m[2] for m in msgs]
-    for node, (pos, turn, role, content, calls, call_id) in zip(shown, msgs):
+    for node, (_, turn, _, content, calls, call_id) in zip(shown, msgs, strict=True):
         section = [s for s in doc.find_all("section", class_="turn") if node in s.find_all("div", class_="msg")][0]
         assert int(section.attrs["data-turn"]) == turn
         if content:

@@ -19,7 +19,7 @@ from .common import bind_error, check_port, fail, interrupt
 
 @click.command("view")
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but a loopback address (127.0.0.1, localhost, ::1) requires a token.")
 @click.option("--token", envvar="AGENTSYNTH_VIEW_TOKEN", metavar="TOKEN",

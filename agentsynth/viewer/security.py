@@ -81,7 +81,10 @@ def _same(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-def middleware(access: Access, refuse: Callable[[web.Request, int, str], web.StreamResponse]) -> Callable[..., Awaitable[web.StreamResponse]]:
+Refuse = Callable[[web.Request, int, str], web.StreamResponse]
+
+
+def middleware(access: Access, refuse: Refuse) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The aiohttp middleware enforcing ``access``; ``refuse(request, status, message)`` builds the
     answer to a refused request."""
 
