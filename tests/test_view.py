@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import duckdb
 import pytest
 
 from agentsynth.store.connection import connect
@@ -427,3 +428,42 @@ def test_a_live_runs_page_shows_new_episodes_while_the_run_goes_on(tmp_path: Pat
             if run.poll() is None:
                 run.terminate()
             run.wait(timeout=60)
+
+
+def test_evaluations_generalization_and_loops_pages(site: Site, tmp_path: Path) -> None:
+    """Held-out evaluations of a base and a "trained" model (the sim served with more skill, as the
+    README's offline generalization example does), then a loop step naming them (the shape
+    `agentsynth loop` writes), shown with their intervals."""
+    import shutil
+
+    store = tmp_path / "evals.duckdb"
+    shutil.copy(site.store, store)
+    ((export_id,),) = q(store, "SELECT export_id FROM exports")
+    r = cli("eval", "--model", "sim", "--envs", "arithmetic,units", "--tasks", "30", "--store", str(store), "-q")
+    assert r.returncode == 0, r.stderr
+    with agentsynth_serve("--model-name", "sim-ft", "--sim", "skill.arithmetic=0.95") as served:
+        r = cli("eval", "--model", "sim-ft", "--base-url", served.url, "--envs", "arithmetic,units", "--tasks", "30",
+                "--trained-on", export_id, "--base-model", "sim", "--store", str(store), "-q")
+        assert r.returncode == 0, r.stderr
+    ids = [i for (i,) in q(store, "SELECT evaluation_id FROM evaluations WHERE trained_on IS NOT NULL ORDER BY 1")]
+    con = duckdb.connect(str(store))
+    try:
+        con.execute("INSERT INTO loops (loop, arm, seed, generation, signal, phase, run_id, export_id, evaluation_ids, spec_hash, "
+                    "updated_at) VALUES ('demo-loop', 'correct', 0, 1, 'correct', 'evaluated', ?, ?, ?, 'h', now())",
+                    [site.run_id, export_id, json.dumps(ids)])
+    finally:
+        con.close()
+    with viewer(store) as v:
+        doc, _, _ = page(v, "/evaluations")
+        rows = q(store, "SELECT evaluation_id, accuracy, ci_low, ci_high FROM evaluations")
+        cells = {tr.find_all("td")[0].text: tr.find_all("td")[7].text for tr in doc.find_all("table")[0].find("tbody").find_all("tr")}
+        assert cells == {i: f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for i, a, lo, hi in rows}
+        gen = q(store, "SELECT split, eval_domain, delta, delta_low, delta_high FROM generalization ORDER BY signal, split, eval_domain")
+        shown = [[td.text for td in tr.find_all("td")] for tr in doc.find_all("table")[1].find("tbody").find_all("tr")]
+        assert [(c[3], c[4], c[8]) for c in shown] == [(s, d, f"{x:.3f} [{lo:.3f}, {hi:.3f}]") for s, d, x, lo, hi in gen]
+        assert len(doc.find_all("svg", class_="plot")) == 2
+        doc, _, _ = page(v, "/loops")
+        ((n, k),) = q(store, "SELECT sum(n), sum(correct) FROM evaluations WHERE domain = 'arithmetic' AND trained_on IS NOT NULL")
+        title = doc.find("svg", class_="plot").find("circle").find("title").text
+        assert title.startswith(f"correct · gen 1: {k / n:.3f} [")
+        assert "demo-loop" in doc.find_all("table")[-1].text
