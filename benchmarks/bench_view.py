@@ -4,8 +4,9 @@ Builds the audit benchmark's synthetic store (``bench_audit.build_store``: by de
 episodes, 100k tasks, 2.8M messages, 9.3M signal rows) or reuses one (``--reuse PATH``; it is
 only read), starts the real ``agentsynth view`` on it as a subprocess, and requests each page
 ``--repeat`` times (a new connection each time; the time runs from sending the request to the
-last byte of the body). One episode's page asks for a different episode each time (drawn
-evenly over the store), so no two requests read the same rows. Prints the median, min and max
+last byte of the body; "store" is the median of the server's own Server-Timing figure: the time
+the request held its read-only connection, open, queries and close). One episode's page asks for
+a different episode each time (drawn evenly over the store), so no two requests read the same rows. Prints the median, min and max
 per page, the targets, and the server's peak and current RSS (``VmHWM`` / ``VmRSS`` of
 ``/proc/PID/status``; the peak is also shown after each page's requests, in the order they run).
 
@@ -46,16 +47,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fetch(url: str) -> tuple[float, int, int]:
-    """(seconds to the last byte, status, bytes) of one GET on a new connection."""
+def fetch(url: str) -> tuple[float, int, int, float]:
+    """(seconds to the last byte, status, bytes, the server's store time in seconds from its
+    Server-Timing header) of one GET on a new connection."""
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(url, timeout=120) as resp:
             body = resp.read()
-            status = resp.status
+            status, timing = resp.status, resp.headers.get("Server-Timing", "")
     except urllib.error.HTTPError as exc:
-        body, status = exc.read(), exc.code
-    return time.perf_counter() - t0, status, len(body)
+        body, status, timing = exc.read(), exc.code, ""
+    db = float(timing.split("dur=")[1]) / 1000 if "dur=" in timing else float("nan")
+    return time.perf_counter() - t0, status, len(body), db
 
 
 def status_mb(pid: int) -> dict[str, float]:
@@ -150,22 +153,23 @@ def measure(store: str, repeat: int) -> None:
              [None], None),
             ("signals page (agreement with truth: a join over all signal rows)", "/signals", [None], None),
         ]
-        print(f"\n{'page':<62} {'median':>8} {'min':>8} {'max':>8}  {'KB':>6} {'peak RSS':>9}  target")
+        print(f"\n{'page':<62} {'median':>8} {'min':>8} {'max':>8} {'store':>8}  {'KB':>6} {'peak RSS':>9}  target")
         results = []
         for label, path, items, target in pages:
-            times = []
+            times, dbs = [], []
             for i in range(repeat):
                 item = items[i % len(items)]
                 url = base + path + (quote(item) if item else "")
-                secs, status, size = fetch(url)
+                secs, status, size, db = fetch(url)
                 if status != 200:
                     raise SystemExit(f"{url}: HTTP {status}")
                 times.append(secs)
+                dbs.append(db)
             med = statistics.median(times)
             verdict = "" if target is None else f"< {target * 1000:.0f} ms: {'met' if med < target else 'MISSED'}"
             peak = status_mb(proc.pid)["VmHWM"]
-            print(f"{label:<62} {med * 1000:7.0f}ms {min(times) * 1000:7.0f}ms {max(times) * 1000:7.0f}ms  {size / 1024:6.0f} "
-                  f"{peak:6.0f} MB  {verdict}", flush=True)
+            print(f"{label:<62} {med * 1000:7.0f}ms {min(times) * 1000:7.0f}ms {max(times) * 1000:7.0f}ms "
+                  f"{statistics.median(dbs) * 1000:6.0f}ms  {size / 1024:6.0f} {peak:6.0f} MB  {verdict}", flush=True)
             results.append((label, med, target))
         mem = status_mb(proc.pid)
         print(f"\nserver RSS: peak (VmHWM) {mem['VmHWM']:.0f} MB, now (VmRSS) {mem['VmRSS']:.0f} MB   "

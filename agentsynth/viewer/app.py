@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ def create_app(config: ViewerConfig) -> web.Application:
     app[CONFIG] = config
     app[DB] = StoreDB(config.store)
     app.on_response_prepare.append(add_headers)
+    app.on_response_prepare.append(_server_timing)
     app.on_cleanup.append(_close)
     r = app.router
     r.add_get("/", runs_view)
@@ -127,8 +129,22 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return _refuse(request, 500, f"internal error ({type(exc).__name__}); the server's output has the details")
 
 
+DB_SECONDS = web.RequestKey("db_seconds", float)
+
+
 async def _read(request: web.Request, fn: Callable[[Reader], Any]) -> Any:
-    return await request.app[DB].read(fn)
+    """``fn`` on this request's read-only connection; its time (open, queries, close) is added to
+    the response's ``Server-Timing`` header (``db;dur=MS``)."""
+    t0 = time.perf_counter()
+    try:
+        return await request.app[DB].read(fn)
+    finally:
+        request[DB_SECONDS] = request.get(DB_SECONDS, 0.0) + time.perf_counter() - t0
+
+
+async def _server_timing(request: web.Request, response: web.StreamResponse) -> None:
+    if DB_SECONDS in request:
+        response.headers["Server-Timing"] = f"db;dur={request[DB_SECONDS] * 1000:.1f}"
 
 
 # ---- runs, episodes ---------------------------------------------------------------------------
