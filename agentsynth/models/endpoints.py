@@ -124,6 +124,8 @@ class EndpointPool:
     def state(self) -> str:
         """``closed`` while any endpoint is usable, ``down`` once every breaker gave up, else
         ``open`` (every endpoint silent or given up, some being probed)."""
+        if len(self.endpoints) == 1:
+            return self.endpoints[0].breaker.state
         states = [ep.breaker.state for ep in self.endpoints]
         if CLOSED in states:
             return CLOSED
