@@ -22,14 +22,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, agentsynth_serve, cli, q, write_spec
 
 from agentsynth.credentials import stored_base_url
 from agentsynth.models.base import EndpointDown
 from agentsynth.models.breaker import CLOSED, DOWN
 from agentsynth.models.endpoints import EndpointPool
 from agentsynth.spec import EnvSpec, JudgeSpec, RunSpec
-
-from conftest import ROOT, agentsynth_serve, cli, q, write_spec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -61,7 +60,7 @@ def spec_text(name: str, store: Path, urls: list[str], *, tasks: int, concurrenc
 
 def endpoint_lines(stdout: str) -> dict[str, tuple[int, str]]:
     """The summary's per-endpoint lines: URL -> (calls, state)."""
-    found = re.findall(r"^endpoint (\S+): ([\d,]+) calls, .*, (up|down|silent, probing)", stdout, re.M)
+    found = re.findall(r"^endpoint (\S+): ([\d,]+) calls, .*, (up|down|silent, probing)", stdout, re.MULTILINE)
     return {url: (int(calls.replace(",", "")), state) for url, calls, state in found}
 
 
