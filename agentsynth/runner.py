@@ -6,9 +6,10 @@ duplicated. Every finished episode goes through one :class:`~agentsynth.store.wr
 
 A run rides out a bad endpoint: an episode whose model call ran out of retries on a transient
 failure is run again at the end of the plan, up to ``episode_retries`` times (what re-running the
-command would do, within the run); while an endpoint's breaker is open (it stopped answering) no
-episode starts, and if it stays down the run ends ``failed`` with one line, leaving the episodes
-it did not finish unstored for a re-run (:mod:`agentsynth.models.breaker`). An episode waiting out
+command would do, within the run); while a model's endpoint is not answering (its breaker open,
+and so every other endpoint's when ``base_url`` lists several) no episode starts, and if it stays
+down the run ends ``failed`` with one line, leaving the episodes it did not finish unstored for a
+re-run (:mod:`agentsynth.models.breaker`, :mod:`agentsynth.models.endpoints`). An episode waiting out
 a retry's backoff lends its place to another (:mod:`agentsynth.plan_queue`), so the endpoint keeps
 its calls in flight.
 """
@@ -33,7 +34,8 @@ from .env import TextEnv
 from .episode import EnvCaller, RecentSet, request_seed, run_episode
 from .models import schemes
 from .models.base import ChatModel, EndpointDown, ModelError, backoff_sleep
-from .models.breaker import CLOSED, DOWN, CircuitBreaker
+from .models.breaker import CLOSED, DOWN
+from .models.endpoints import EndpointPool
 from .models.build import chat_model
 from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
@@ -80,7 +82,7 @@ class _Shared:
     needs_model: list[bool]
     model: ChatModel
     judge: ChatModel
-    breakers: list[CircuitBreaker]
+    pools: list[EndpointPool]
     state: store_runs.RunState
     writer: StoreWriter
     counts: dict[str, int]
@@ -208,10 +210,10 @@ class Runner:
             writer = StoreWriter(spec.store)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
             callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
-            breakers = [b for m in dict.fromkeys([model, judge]) if isinstance(b := getattr(m, "breaker", None), CircuitBreaker)]
+            pools = [p for m in dict.fromkeys([model, judge]) if isinstance(p := getattr(m, "pool", None), EndpointPool)]
             n_workers = min(spec.concurrency, max(1, n_todo))
             places = Places(n_workers, BACKOFF_ALIVE * n_workers, spawn=lambda: self._spawn(ctx))
-            ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, breakers,
+            ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, pools,
                           state, writer, counts, examples, stop, n_todo, RecentSet(), {}, places)
             ticker = loop.create_task(self._tick(ctx)) if self.on_status else None
             gc_threshold = gc.get_threshold()
@@ -267,10 +269,11 @@ class Runner:
             self.on_status(c.status())
 
     async def _gate(self, c: _Shared) -> None:
-        """Start nothing while an endpoint's breaker is open; EndpointDown once it gave up."""
-        for b in c.breakers:
-            if b.state != CLOSED:
-                await b.wait_usable()
+        """Start nothing while a model has no usable endpoint (every breaker open); EndpointDown
+        once all its endpoints are given up."""
+        for p in c.pools:
+            if p.state != CLOSED:
+                await p.wait_usable()
 
     def _stop_down(self, c: _Shared, exc: EndpointDown) -> None:
         if c.down is None:
@@ -340,7 +343,7 @@ class Runner:
     def _record(self, c: _Shared, p: PlannedEpisode, rec: EpisodeRecord, rerun: bool) -> None:
         """Store a finished episode, count it, and queue it again if it failed transiently."""
         ok = rec.episode["status"] == "ok"
-        if not ok and any(b.state == DOWN for b in c.breakers):
+        if not ok and any(p.state == DOWN for p in c.pools):
             return  # failed because the endpoint went down (e.g. in a grader's call): left for a re-run
         c.writer.submit(rec)
         counts = c.counts

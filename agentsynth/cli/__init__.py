@@ -16,7 +16,8 @@ import click
 
 from ..store import DEFAULT_STORE
 from .common import (
-    EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, check_out, fail, interrupt, one_line_warnings, print_table,
+    EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, base_url_option, check_out, fail, interrupt,
+    one_line_warnings, print_table,
 )
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,14 +37,16 @@ def main() -> None:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--name", help="Run name (default: the spec's). Same name + same spec resumes.")
 @click.option("--model", help="Model name at the endpoint, or 'sim' (overrides the spec).")
-@click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="URL",
+              help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; repeat for several endpoints serving the "
+                   "model (calls spread across them).")
 @click.option("--api-key-env", help="Environment variable holding the API key (never the key itself).")
 @click.option("--store", type=click.Path(dir_okay=False), help="DuckDB store file (overrides the spec).")
 @click.option("--concurrency", type=int, help="Episodes in flight at once.")
 @click.option("--samples", type=int, help="Samples per task.")
 @click.option("--restart", is_flag=True, help="Discard a stored run of this name and start anew.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
+def run(spec_path: str, quiet: bool, restart: bool, base_urls: tuple[str, ...], **overrides: Any) -> None:
     """Run the synthesis described by SPEC (a TOML run spec); resumes an interrupted run."""
     from ..models.base import ModelError
     from ..runner import Runner
@@ -51,7 +54,7 @@ def run(spec_path: str, quiet: bool, restart: bool, **overrides: Any) -> None:
     from ..store import StoreError
 
     try:
-        spec = load_spec(spec_path, **overrides)
+        spec = load_spec(spec_path, base_url=base_url_option(base_urls), **overrides)
     except SpecError as exc:
         fail(str(exc))
     progress = RunProgress(spec.name, enabled=not quiet)
