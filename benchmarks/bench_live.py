@@ -91,6 +91,7 @@ class Readers(threading.Thread):
         self.lags: list[float] = []
         self.reads = 0
         self.refused = 0
+        self.errors: list[str] = []
 
     def run(self) -> None:
         i = 0
@@ -107,9 +108,12 @@ class Readers(threading.Thread):
                     r = subprocess.run([sys.executable, "-m", "agentsynth", "sql", RUNS_PAGE, "--store", str(self.store)],
                                        capture_output=True, text=True, env=self.env, cwd=ROOT)
                     self.reads += 1
-                    self.refused += r.returncode != 0
-            except StoreError:
+                    if r.returncode != 0:
+                        self.refused += 1
+                        self.errors.append((r.stderr.strip().splitlines() or ["?"])[-1])
+            except StoreError as exc:
                 self.refused += 1
+                self.errors.append(str(exc))
 
 
 def one(kind: str, args: argparse.Namespace, url: str, tmp: Path, i: int) -> dict:
@@ -135,7 +139,7 @@ def one(kind: str, args: argparse.Namespace, url: str, tmp: Path, i: int) -> dic
     n, eps = throughput(store)
     row = {"kind": kind, "episodes": n, "eps": eps}
     if readers:
-        row.update(lags=readers.lags, reads=readers.reads, refused=readers.refused)
+        row.update(lags=readers.lags, reads=readers.reads, refused=readers.refused, errors=readers.errors)
     return row
 
 
@@ -169,6 +173,9 @@ def main() -> None:
     lags = sorted(x for r in rows if r["kind"] == "readers" for x in r["lags"])
     reads = sum(r["reads"] for r in rows if r["kind"] == "readers")
     refused = sum(r["refused"] for r in rows if r["kind"] == "readers")
+    errors = sorted({e for r in rows if r["kind"] == "readers" for e in r["errors"]})
+    for e in errors:
+        print(f"  refused: {e[:300]}")
     if lags:
         p95 = lags[min(len(lags) - 1, int(0.95 * len(lags)))]
         print(f"reads during the runs: {reads}, refused {refused}; lag of the newest episode seen: "

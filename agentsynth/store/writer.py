@@ -105,8 +105,10 @@ class StoreWriter:
     """Writes a run's episodes into the store at ``path``: :meth:`submit` from the event loop,
     :meth:`close` at the end.
 
-    Submitting is a deque append (no lock, no wake-up per episode); the thread wakes when a batch
-    is full or every ``interval`` seconds, opens the file, writes everything queued and closes it.
+    Submitting is a deque append (no lock, no wake-up); every ``interval`` seconds the thread opens
+    the file, writes what is queued at that moment (in transactions of up to ``batch_size``
+    episodes) and closes it, so the file is free at least ``interval`` seconds between writes
+    however fast episodes finish (the runner bounds what is queued).
     While another process holds the file it retries each ``interval``; :meth:`close` waits up to
     ``close_wait`` seconds for it before giving up (what is not written then is run again when
     the same command is re-run).
@@ -132,8 +134,6 @@ class StoreWriter:
         if self.error is not None:
             raise RuntimeError(f"store writer failed: {self.error}") from self.error
         self._pending.append(record)
-        if len(self._pending) >= self.batch_size:
-            self._wake.set()
 
     def pending(self) -> int:
         """Episodes queued but not yet committed."""
@@ -163,8 +163,8 @@ class StoreWriter:
                 return
 
     def _write_queued(self) -> None:
-        """Open the file (without waiting: a held file is retried next time), write every queued
-        episode in batches of ``batch_size``, close it."""
+        """Open the file (without waiting: a held file is retried next time), write the episodes
+        queued now in transactions of up to ``batch_size``, close it."""
         try:
             con = connect(self.path, read_only=False, create=False, wait=0, migrate=False)
         except StoreLocked as exc:
@@ -175,9 +175,11 @@ class StoreWriter:
             return
         self.held_by = None
         self.opens += 1
+        todo = len(self._pending)  # what is queued now: episodes finishing meanwhile wait for the next time
         try:
-            while self._pending and self.error is None:
-                batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+            while todo > 0 and self.error is None:
+                batch = [self._pending.popleft() for _ in range(min(self.batch_size, todo))]
+                todo -= len(batch)
                 try:
                     self._flush(con, batch)
                     self.written += len(batch)
