@@ -1,0 +1,186 @@
+"""The Ray worker actor: environment instances, model clients, episodes played with the local
+runner's code (:func:`agentsynth.rollout.play`).
+
+A worker runs the batches of planned episodes the driver hands it and returns each finished
+episode's :class:`~agentsynth.store.writer.EpisodeRecord` (it never writes the store). It holds
+what a local run holds: one environment instance per configuration per episode at work (the code
+domain's sandbox runs in this process's children), a thread pool for environment calls, the
+policy and judge clients — their in-flight limits set by the driver
+(:class:`~agentsynth.scaleout.limits.SharedLimiter`) — and its share of the run's ``concurrency``
+as places for episodes at work (an episode waiting out a retry's backoff lends its place, as
+locally: :mod:`agentsynth.plan_queue`). Nothing in this module imports Ray: the driver wraps the
+class with ``ray.remote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .._version import __version__
+from ..env import TextEnv
+from ..episode import EnvCaller, RecentSet
+from ..models.base import ChatModel, ClientStats, EndpointDown, backoff_sleep
+from ..models.breaker import CLOSED, DOWN, CircuitBreaker
+from ..models.limiter import AdaptiveLimiter
+from ..plan_queue import Place, Places
+from ..registry import resolve
+from ..rollout import Setup, play
+from ..runner import BACKOFF_ALIVE, build_model
+from ..spec import PlannedEpisode, RunSpec, env_configs
+from ..store.writer import EpisodeRecord
+from .cluster import one_line, python_version
+from .limits import SharedLimiter, Tally
+
+Outcome = tuple[EpisodeRecord | None, str | None]
+"""A finished episode's record, or (None, why) when the endpoint went down under it (not stored:
+a re-run resumes it)."""
+
+
+def client_limiters(model: Any) -> list[AdaptiveLimiter]:
+    """The in-flight limiters of an endpoint client (none for an in-process model)."""
+    lim = getattr(model, "limiter", None)
+    return [lim] if isinstance(lim, AdaptiveLimiter) else []
+
+
+class EpisodeWorker:
+    """One worker: ``share`` episodes at work at most, ``limits`` the driver's current
+    (limit, generation) per endpoint (``policy``, and ``judge`` for a judge of its own)."""
+
+    def __init__(self, spec: RunSpec, run_id: str, envs: list[tuple[str, bytes | None]], needs_model: list[bool],
+                 share: int, limits: dict[str, tuple[int, int]]):
+        self.spec = spec
+        self.run_id = run_id
+        self.env_payloads = envs
+        self.needs_model = needs_model
+        self.share = share
+        self.limits = limits
+        self.setup: Setup | None = None
+        self.limiters: dict[str, SharedLimiter] = {}
+        self.breakers: list[CircuitBreaker] = []
+        self._free: list[dict[int, TextEnv]] = []
+        self.places = Places(share, BACKOFF_ALIVE * share, spawn=lambda: None)  # a batch's episodes are tasks already
+        self._ready: asyncio.Task[str | None] | None = None
+
+    def pid(self) -> int:
+        """This worker's process id (tests kill it)."""
+        return os.getpid()
+
+    async def ready(self) -> dict[str, Any]:
+        """Set up (once) and say whether this worker can run the spec: ``problem`` is None or one
+        line saying what is wrong (an environment that cannot be imported or built here)."""
+        if self._ready is None:
+            self._ready = asyncio.get_running_loop().create_task(self._setup())
+        problem = await self._ready
+        return {"problem": problem, "version": __version__, "python": python_version(), "pid": os.getpid()}
+
+    async def _setup(self) -> str | None:
+        spec = self.spec
+        configs = env_configs(spec)
+        classes: list[tuple[str, type[TextEnv]]] = []
+        for (ref, blob), cfg in zip(self.env_payloads, configs):
+            try:
+                if blob is not None:
+                    from ray import cloudpickle
+
+                    cls = cloudpickle.loads(blob)
+                    name = cls.name or ref
+                else:
+                    r = resolve(ref)
+                    cls, name = r.cls, r.name
+            except Exception as exc:  # noqa: BLE001 - user code, a missing module: one line
+                return (f"envs: {ref} cannot be imported on the Ray workers ({one_line(exc, 200)}); install its module "
+                        "on every node, or put it on their PYTHONPATH")
+            try:
+                cls(**cfg.kwargs).close()
+            except Exception as exc:  # noqa: BLE001
+                return f"envs: cannot create {ref} on a Ray worker: {type(exc).__name__}: {one_line(exc, 200)}"
+            classes.append((name, cls))
+        local = spec.model_copy(update={"concurrency": self.share})  # this worker's client: its share of the pool
+        model = build_model(local)
+        judge = model if spec.judge_is_policy() else build_model(local, judge=True)
+        for key, m in (("policy", model), ("judge", judge)):
+            if key == "judge" and judge is model:
+                break
+            for lim in client_limiters(m):
+                limit, generation = self.limits.get(key, (self.share, 0))
+                shared = SharedLimiter(lim.maximum, limit, generation)
+                m.limiter = shared  # type: ignore[attr-defined]
+                self.limiters[key] = shared
+            b = getattr(m, "breaker", None)
+            if isinstance(b, CircuitBreaker):
+                self.breakers.append(b)
+        executor = ThreadPoolExecutor(max_workers=max(1, min(self.share, 64)), thread_name_prefix="agentsynth-env")
+        callers = [EnvCaller(executor, inline_ok=not uses) for uses in self.needs_model]
+        self.setup = Setup(spec, self.run_id, classes, configs, callers, self.needs_model, model, judge, RecentSet())
+        return None
+
+    def set_limit(self, key: str, limit: int, generation: int) -> None:
+        """The driver moved endpoint ``key``'s limit: this worker's share of it."""
+        self.limits[key] = (limit, generation)
+        if key in self.limiters:
+            self.limiters[key].set_limit(limit, generation)
+
+    def report(self) -> dict[str, tuple[ClientStats | None, Tally | None]]:
+        """Per endpoint: the client's stats and the answers counted since the last report."""
+        out: dict[str, tuple[ClientStats | None, Tally | None]] = {}
+        s = self.setup
+        if s is None:
+            return out
+        for key, m in (("policy", s.model), ("judge", s.judge)):
+            if key == "judge" and s.judge is s.model:
+                break
+            stats = m.stats() if callable(getattr(m, "stats", None)) else None  # type: ignore[attr-defined]
+            lim = self.limiters.get(key)
+            out[key] = (stats, lim.take_tally() if lim is not None else None)
+        return out
+
+    async def run(self, batch: list[tuple[PlannedEpisode, dict[str, int] | None]], run_id: str) -> list[Outcome]:
+        """Play a batch of planned episodes (with their carries) of run ``run_id``, all at once
+        within this worker's places; their outcomes in the batch's order."""
+        await self.ready()
+        assert self.setup is not None
+        self.setup.run_id = run_id
+        return list(await asyncio.gather(*(self._one(p, carry) for p, carry in batch)))
+
+    async def _one(self, p: PlannedEpisode, carry: dict[str, int] | None) -> Outcome:
+        assert self.setup is not None
+        for b in self.breakers:  # start nothing while an endpoint is silent
+            if b.state != CLOSED:
+                try:
+                    await b.wait_usable()
+                except EndpointDown as exc:
+                    return None, str(exc)
+        mine = self._free.pop() if self._free else {}
+        place = Place(self.places)
+        try:
+            await place.take()
+            lending = backoff_sleep.set(place.lend)  # a retry's backoff lends the place
+            try:
+                rec = await play(self.setup, mine, p, carry)
+            finally:
+                backoff_sleep.reset(lending)
+        except EndpointDown as exc:
+            return None, str(exc)
+        finally:
+            place.leave()
+            self._free.append(mine)
+        if rec.episode["status"] != "ok":
+            down = next((b.error for b in self.breakers if b.state == DOWN), None)
+            if down is not None:  # failed because the endpoint went down: left for a re-run
+                return None, str(down)
+        return rec, None
+
+    async def close(self) -> None:
+        """Close the environments and the model clients."""
+        for mine in self._free:
+            for env in mine.values():
+                env.close()
+        self._free.clear()
+        s = self.setup
+        if s is not None:
+            models: list[ChatModel] = [s.model] if s.judge is s.model else [s.model, s.judge]
+            for m in models:
+                await m.aclose()
