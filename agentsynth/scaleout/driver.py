@@ -34,6 +34,9 @@ READY_S = 180.0
 """How long workers may take to start (a cold node imports Ray, agentsynth and the environments)."""
 RESTART_S = 60.0
 """How long a dead worker may take to come back before the driver stops counting on it."""
+SILENT_S = 20.0
+"""How long no worker may answer the driver's polls before it takes the cluster for gone (its
+head or the local Ray processes died: calls to the workers would wait forever)."""
 
 
 class RemoteModel:
@@ -78,6 +81,7 @@ class RayRunner(Runner):
         self._views: dict[str, RemoteModel] = {}
         self._restarting: dict[int, asyncio.Task[bool]] = {}
         self._lost: str | None = None
+        self.silent = False  # no worker answered for SILENT_S: the cluster is gone
 
     async def arun(self) -> RunResult:
         """Check the environments, connect, start and check the workers, then run (the local
@@ -144,7 +148,7 @@ class RayRunner(Runner):
         self.pids = [info["pid"] for info in infos]
 
     async def _stop(self) -> None:
-        if not self._actors:
+        if not self._actors or self.silent:  # a gone cluster: nothing to tell it
             return
         import ray
 
@@ -163,17 +167,21 @@ class RayRunner(Runner):
         loop = asyncio.get_running_loop()
         batch = max(1, min(64, max(self._shares) // 2))
         lanes = [loop.create_task(self._lane(c, w, batch)) for w in range(len(self._actors)) for _ in range(LANES)]
-        poller = loop.create_task(self._poll(c))
+        poller = loop.create_task(self._poll(c, lanes))
         try:
-            await asyncio.gather(*lanes)
+            await asyncio.wait(lanes)
         finally:
             for t in lanes:
                 t.cancel()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+        if not self.silent:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._poll_once(), 5)
+        for t in lanes:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
         left = c.todo.active > 0 or c.todo.take_nowait() is not None
         if left and not c.stop.is_set():
             raise ClusterLost(f"the Ray cluster went away ({self._lost or 'no worker left'}); the episodes that "
@@ -219,11 +227,20 @@ class RayRunner(Runner):
         return await asyncio.shield(task)
 
     async def _restart(self, w: int, exc: BaseException) -> bool:
-        try:
-            info = await asyncio.wait_for(self._ready(w), RESTART_S)
-        except Exception as again:  # noqa: BLE001 - any way of not coming back
-            self._lost = f"worker {w} died ({one_line(exc, 120)}) and did not come back ({one_line(again, 120)})"
-            return False
+        import ray
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESTART_S
+        while True:  # while Ray restarts it, the actor answers "unavailable": ask again
+            try:
+                info = await asyncio.wait_for(self._ready(w), max(0.1, deadline - loop.time()))
+                break
+            except ray.exceptions.ActorUnavailableError as again:
+                if loop.time() >= deadline:
+                    return self._gone(w, exc, again)
+                await asyncio.sleep(0.2)
+            except Exception as again:  # noqa: BLE001 - dead for good, timed out, cluster gone
+                return self._gone(w, exc, again)
         if info["problem"]:
             self._lost = info["problem"]
             return False
@@ -233,19 +250,35 @@ class RayRunner(Runner):
             self._actors[w].set_limit.remote(key, shares(lim.limit, len(self._actors))[w], lim.generation)
         return True
 
+    def _gone(self, w: int, exc: BaseException, again: BaseException) -> bool:
+        self._lost = f"worker {w} died ({one_line(exc, 120)}) and did not come back ({one_line(again, 120)})"
+        return False
+
     async def _ready(self, w: int) -> dict[str, Any]:
         return await self._actors[w].ready.remote()
 
-    async def _poll(self, c: Any) -> None:
+    async def _poll(self, c: Any, lanes: list[asyncio.Task[None]]) -> None:
+        """Every ``status_every_s``: the workers' figures (limits, progress); and the watchdog: when
+        no worker has answered for ``SILENT_S`` the cluster is gone, the lanes stop."""
+        loop = asyncio.get_running_loop()
+        answered = loop.time()
         while True:
             await asyncio.sleep(self.status_every_s)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._poll_once(), max(1.0, 4 * self.status_every_s))
+                if await asyncio.wait_for(self._poll_once(), max(1.0, 4 * self.status_every_s)):
+                    answered = loop.time()
+            if loop.time() - answered > SILENT_S:
+                self.silent = True
+                self._lost = self._lost or f"no Ray worker answered for {SILENT_S:g}s"
+                for t in lanes:
+                    t.cancel()
+                return
             if self.on_status:
                 self.on_status(c.status())
 
-    async def _poll_once(self) -> None:
-        """Read every worker's client stats and tallies; move the limits; sum the stats."""
+    async def _poll_once(self) -> int:
+        """Read every worker's client stats and tallies; move the limits; sum the stats. Returns
+        how many workers answered."""
         reports = await asyncio.gather(*(a.report.remote() for a in self._actors), return_exceptions=True)
         for key, view in self._views.items():
             if not isinstance(view, RemoteClient):
@@ -269,3 +302,4 @@ class RayRunner(Runner):
                 worst = next((b for b in ("down", "open") if any(s.breaker == b for s in got)), "closed")
                 view.current = ClientStats(lim.limit, lim.aimd.maximum, lim.aimd.lowest,
                                            sum(s.in_flight for s in got), retries, worst)
+        return sum(not isinstance(r, BaseException) for r in reports)
