@@ -116,12 +116,19 @@ class TimedRayRunner(RayRunner):
         super().__init__(*a, **kw)
         self.t_start = time.perf_counter()
         self.up = 0.0
-        self.driver_cpu0 = 0.0
+        self.driver_cpu0 = self.driver_cpu = self.cpu_at_end = 0.0
+        self.exclude: set[int] = set()
         self.on_start = self._started
 
     def _started(self, total: int, todo: int) -> None:
         self.up = time.perf_counter() - self.t_start
         self.driver_cpu0 = time.process_time()
+
+    async def _stop(self) -> None:
+        # the workers' CPU before they are killed (a dead worker's time goes to the raylet that reaps it, or nowhere)
+        self.cpu_at_end = descendants_cpu(os.getpid(), self.exclude)
+        self.driver_cpu = time.process_time() - self.driver_cpu0
+        await super()._stop()
 
 
 def one(kind: str, spec: agentsynth.RunSpec, workers: int, exclude: set[int]) -> M:
@@ -134,23 +141,26 @@ def one(kind: str, spec: agentsynth.RunSpec, workers: int, exclude: set[int]) ->
         up = 0.0
     else:
         r = TimedRayRunner(spec, ray=RaySpec(workers=workers))
-        r.t_start = t0
+        r.t_start, r.exclude = t0, exclude
         res = r.run()
-        driver = time.process_time() - r.driver_cpu0
-        up = r.up
+        driver, up = r.driver_cpu, r.up
     wall = time.perf_counter() - t0
-    cpu = descendants_cpu(me, exclude) - cpu0
+    cpu = (descendants_cpu(me, exclude) if kind == "local" else r.cpu_at_end) - cpu0
     assert res.status == "completed" and res.ok == res.planned, res.lines()
     return M(kind, res.ok, wall, cpu, driver_cpu=driver, startup=up)
 
 
 def compare(title: str, make_spec, workers: int, repeat: int, exclude: set[int], server: int | None = None) -> dict[str, list[M]]:  # type: ignore[no-untyped-def]
+    """Local and Ray runs, alternating which goes first; each on tasks of its own (``make_spec(name,
+    i)``: the i-th distinct seed range), so no run profits from a cache an earlier one filled."""
     print(f"\n{title}")
     got: dict[str, list[M]] = {"local": [], "ray": []}
+    i = 0
     for rep in range(repeat):
         for kind in (("local", "ray") if rep % 2 == 0 else ("ray", "local")):
             s0 = proc_cpu(server) if server else float("nan")
-            m = one(kind, make_spec(f"{kind}{rep}"), workers, exclude)
+            m = one(kind, make_spec(f"{kind}{rep}", i), workers, exclude)
+            i += 1
             if server:
                 m.server_cpu = proc_cpu(server) - s0
             got[kind].append(m)
@@ -166,9 +176,10 @@ def compare(title: str, make_spec, workers: int, repeat: int, exclude: set[int],
 
 
 def bench_cpu(args: argparse.Namespace, tmp: str) -> None:
-    def spec(name: str) -> agentsynth.RunSpec:
+    def spec(name: str, i: int) -> agentsynth.RunSpec:
         return agentsynth.RunSpec(name=name, store=f"{tmp}/cpu-{name}.duckdb", samples=args.code_samples,
                                   concurrency=16, envs=[agentsynth.EnvSpec(id="code", tasks=args.code_tasks,
+                                                                          seed_start=i * args.code_tasks,
                                                                           feedback=["binary", "hint"])])
 
     compare(f"1. CPU-bound: code domain, sandbox on, in-process sim; {args.code_tasks} tasks x {args.code_samples} "
@@ -191,11 +202,11 @@ def bench_http(args: argparse.Namespace, tmp: str) -> list[M]:
                 assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
                 time.sleep(0.1)
 
-        def spec(name: str) -> agentsynth.RunSpec:
+        def spec(name: str, i: int) -> agentsynth.RunSpec:
             return agentsynth.RunSpec(name=name, store=f"{tmp}/http-{name}.duckdb", model="sim", base_url=url,
                                       concurrency=args.concurrency,
                                       envs=[agentsynth.EnvSpec(id="arithmetic", tasks=args.episodes, max_turns=1,
-                                                               feedback="binary")])
+                                                               seed_start=i * args.episodes, feedback="binary")])
 
         got = compare(f"2. HTTP: single-turn arithmetic, agentsynth serve with 200 ms latency, C = {args.concurrency}, "
                       f"{args.episodes} episodes; ideal C/L = {args.concurrency / 0.2:.0f}/s; Ray: {args.workers} workers",
