@@ -65,20 +65,27 @@ def _tree() -> dict[int, tuple[int, float, str]]:
     return out
 
 
-def descendants_cpu(root: int, exclude: set[int]) -> float:
-    """CPU seconds of ``root`` and every descendant not under a pid in ``exclude``."""
+def descendants_cpu(root: int, exclude: set[int]) -> dict[int, float]:
+    """CPU seconds (their reaped children's included) of ``root`` and of every descendant not under
+    a pid in ``exclude``, by pid."""
     t = _tree()
     kids: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in t.items():
         kids.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [root]
+    out, todo = {}, [root]
     while todo:
         p = todo.pop()
         if p in exclude or p not in t:
             continue
-        total += t[p][1]
+        out[p] = t[p][1]
         todo += kids.get(p, [])
-    return total
+    return out
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two snapshots by the processes alive at the second (a process gone
+    meanwhile — an idle Ray worker from an earlier run — neither adds nor subtracts)."""
+    return sum(c - before.get(p, 0.0) for p, c in after.items())
 
 
 def proc_cpu(pid: int) -> float:
@@ -116,7 +123,8 @@ class TimedRayRunner(RayRunner):
         super().__init__(*a, **kw)
         self.t_start = time.perf_counter()
         self.up = 0.0
-        self.driver_cpu0 = self.driver_cpu = self.cpu_at_end = 0.0
+        self.driver_cpu0 = self.driver_cpu = 0.0
+        self.cpu_at_end: dict[int, float] = {}
         self.exclude: set[int] = set()
         self.on_start = self._started
 
@@ -145,7 +153,7 @@ def one(kind: str, spec: agentsynth.RunSpec, workers: int, exclude: set[int]) ->
         res = r.run()
         driver, up = r.driver_cpu, r.up
     wall = time.perf_counter() - t0
-    cpu = (descendants_cpu(me, exclude) if kind == "local" else r.cpu_at_end) - cpu0
+    cpu = cpu_since(cpu0, descendants_cpu(me, exclude) if kind == "local" else r.cpu_at_end)
     assert res.status == "completed" and res.ok == res.planned, res.lines()
     return M(kind, res.ok, wall, cpu, driver_cpu=driver, startup=up)
 
