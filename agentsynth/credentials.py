@@ -4,6 +4,8 @@ One stripper for URLs (:func:`strip_credentials`: no userinfo, no query string) 
 for error text (:func:`redact`: the endpoint's own secrets in every encoding a server may echo,
 plus anything shaped like a credential). Base URLs with userinfo are refused
 (:func:`check_base_url`): an HTTP client would send it as Basic auth in place of the Bearer key.
+A ``base_url`` may also be a list of URLs (several endpoints serving one model): each is checked
+alike (:func:`check_base_urls`) and they are stored joined by commas (:func:`stored_base_url`).
 A query string is honoured — sent with every request (:func:`split_query`), as some providers need
 (e.g. Azure's ``api-version``) — but never stored or printed.
 
@@ -25,6 +27,11 @@ USERINFO_REFUSED = (
     "of the API key; remove them and name the variable holding the key with api_key_env"
 )
 
+NOT_HTTP = "not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000/v1)"
+
+TWO_IN_ONE = ("several URLs in one string: give a list (base_url = [\"http://…\", \"http://…\"] in a spec, "
+              "--base-url once per URL on the command line)")
+
 MIN_SECRET = 4
 """Shorter values (e.g. ``?v=1``) are not treated as secrets: replacing them would garble text."""
 
@@ -44,10 +51,68 @@ def strip_credentials(url: str | None) -> str | None:
 
 
 def check_base_url(url: str | None) -> str | None:
-    """``url`` unchanged; ``ValueError`` (message without the URL) when it carries userinfo."""
-    if url and "@" in urlsplit(url).netloc:
+    """``url`` unchanged; ``ValueError`` (message without the URL) when it carries userinfo, is
+    not an ``http://`` / ``https://`` URL with a host, or is several URLs joined by commas."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
         raise ValueError(USERINFO_REFUSED)
+    if parts.scheme.lower() not in ("http", "https") or not _netloc(parts.netloc):
+        raise ValueError(NOT_HTTP)
+    if re.search(r",\s*https?://", url, re.IGNORECASE):
+        raise ValueError(TWO_IN_ONE)
     return url
+
+
+BaseUrl = str | Sequence[str] | None
+"""A ``base_url`` as a spec or a caller gives it: one URL, a list of URLs (several endpoints
+serving the same model), or None (api.openai.com, or an in-process model)."""
+
+
+def base_url_list(value: BaseUrl) -> list[str]:
+    """The URLs of a ``base_url`` value, in order ([] for None)."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def check_base_urls(value: object) -> str | list[str] | None:
+    """A ``base_url`` value checked: None, one URL, or a list of two or more distinct URLs, each
+    through :func:`check_base_url`; a one-item list becomes its URL (so a run given one URL either
+    way is the same run). ``ValueError`` (naming the item by position, never quoting a URL)
+    otherwise."""
+    if value is None or isinstance(value, str):
+        return check_base_url(value)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"a URL or a list of URLs, not {type(value).__name__}")  # noqa: TRY004 - pydantic reports ValueErrors
+    if not value:
+        raise ValueError("an empty list: give one URL or more, or leave base_url out")
+    seen: dict[str, int] = {}
+    for i, url in enumerate(value, 1):
+        where = f"item {i} of {len(value)}"
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"{where}: a URL, not {type(url).__name__ if not isinstance(url, str) else 'an empty string'}")
+        try:
+            check_base_url(url)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        stored = strip_credentials(url) or ""
+        if len(value) > 1 and "," in stored:
+            raise ValueError(f"{where}: a URL in a list may not contain a comma (runs.base_url joins them with commas)")
+        if stored in seen:
+            raise ValueError(f"{where}: the same endpoint as item {seen[stored]}")
+        seen[stored] = i
+    return value[0] if len(value) == 1 else list(value)
+
+
+def stored_base_url(value: BaseUrl) -> str | None:
+    """How a ``base_url`` value is stored and printed (``runs.base_url``, ``evaluations.base_url``,
+    error lines): each URL without credentials (:func:`strip_credentials`), several joined by
+    commas in order (``http://a:8000/v1,http://b:8000/v1``); one URL is exactly its stripped form."""
+    if value is None or isinstance(value, str):
+        return strip_credentials(value)
+    return ",".join(strip_credentials(u) or "" for u in value)
 
 
 def split_query(url: str | None) -> tuple[str | None, dict[str, str]]:

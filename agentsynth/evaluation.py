@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.intervals import wilson
-from .credentials import strip_credentials
+from .credentials import BaseUrl, stored_base_url
 from .models import schemes
 from .models.base import ModelError
 from .registry import UnknownEnvironment, resolve
@@ -122,7 +122,7 @@ def eval_spec(
     *,
     store: str | Path,
     envs: Iterable[str],
-    base_url: str | None = None,
+    base_url: BaseUrl = None,
     api_key_env: str | None = None,
     tasks: int = 100,
     seed_offset: int = 0,
@@ -170,7 +170,7 @@ def eval_spec(
     spec = parse_spec(data, source="evaluation")
     content = spec.content()
     content.pop("name")
-    endpoint = strip_credentials(spec.base_url)  # the name may not depend on (or reveal a hash of) a key
+    endpoint = stored_base_url(spec.base_url)  # the name may not depend on (or reveal a hash of) a key
     key_data: dict[str, Any] = {"content": content, "base_url": endpoint, "trained_on": trained_on}
     if schemes.in_process(model, base_url):
         try:
@@ -215,7 +215,7 @@ async def _preflight(spec: RunSpec) -> None:
         await model.complete([{"role": "user", "content": "Reply with the word OK."}], temperature=0.0, seed=0,
                              max_tokens=16)
     except ModelError as exc:
-        where = strip_credentials(spec.base_url) or "api.openai.com"
+        where = stored_base_url(spec.base_url) or "api.openai.com"
         raise EvalFailed(f"cannot evaluate {spec.model!r} at {where}: {exc}") from None
     finally:
         await model.aclose()
@@ -283,7 +283,7 @@ def evaluate(
     store: str | Path,
     model: str,
     *,
-    base_url: str | None = None,
+    base_url: BaseUrl = None,
     api_key_env: str | None = None,
     envs: list[str],
     tasks: int = 100,
@@ -301,9 +301,10 @@ def evaluate(
     """Evaluate ``model`` on held-out tasks of ``envs`` and store one ``evaluations`` row per
     environment and domain (see the module docstring); return those rows.
 
-    ``model`` with ``base_url`` is an OpenAI-compatible endpoint (``api_key_env`` names the
-    variable holding its key); without one, ``model = "sim"`` is the in-process simulator
-    (``sim``: its parameters) and ``student:PATH`` a student checkpoint, also in process.
+    ``model`` with ``base_url`` (one URL, or a list of endpoints serving it) is an
+    OpenAI-compatible endpoint (``api_key_env`` names the variable holding its key); without one,
+    ``model = "sim"`` is the in-process simulator (``sim``: its parameters) and ``student:PATH`` a
+    student checkpoint, also in process.
     ``seed_offset`` shifts the task seeds within the evaluation range; ``env_kwargs`` are
     constructor arguments per environment reference (see :func:`eval_spec`).
     ``trained_on`` names the export the model was trained on and needs ``base_model``, the model

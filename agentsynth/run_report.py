@@ -1,6 +1,7 @@
 """What a run reports: :class:`RunStatus` while it goes (for progress bars), :class:`RunResult` at
 the end (the summary the CLI prints). Both carry what the endpoint client did — its in-flight
-limit and its retries by cause — read from :class:`~agentsynth.models.base.ClientStats`."""
+limit and its retries by cause, and with several endpoints each one's calls, retries and breaker —
+read from :class:`~agentsynth.models.base.ClientStats`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models.base import CAUSES, ClientStats
+from .models.base import CAUSES, ClientStats, EndpointStats
 
 
 def client_stats(models: Iterable[Any]) -> ClientStats | None:
     """The stats of the endpoint clients among ``models`` (policy first, then a judge of its own):
-    the policy's limit and breaker, retries summed by cause. None when none is a client (the
-    in-process sim or student)."""
+    the policy's limit and breaker, retries summed by cause, and the endpoints of both (one entry
+    per URL, counts summed). None when none is a client (the in-process sim or student)."""
     out: ClientStats | None = None
     for m in models:
         stats = getattr(m, "stats", None)
@@ -23,13 +24,47 @@ def client_stats(models: Iterable[Any]) -> ClientStats | None:
             continue
         s: ClientStats = stats()
         if out is None:
-            out = ClientStats(s.limit, s.maximum, s.lowest, s.in_flight, dict(s.retries), s.breaker)
+            out = ClientStats(s.limit, s.maximum, s.lowest, s.in_flight, dict(s.retries), s.breaker,
+                              [_copy(e) for e in s.endpoints])
             continue
         for k, v in s.retries.items():
             out.retries[k] = out.retries.get(k, 0) + v
         if s.breaker != "closed" and out.breaker == "closed":
             out.breaker = s.breaker
+        _merge(out.endpoints, s.endpoints)
     return out
+
+
+_WORSE = {"closed": 0, "open": 1, "down": 2}
+
+
+def _copy(e: EndpointStats) -> EndpointStats:
+    return EndpointStats(e.url, e.calls, dict(e.retries), e.limit, e.lowest, e.in_flight, e.breaker, e.trips)
+
+
+def _merge(into: list[EndpointStats], more: list[EndpointStats]) -> None:
+    """Add ``more`` to ``into``: an endpoint already there (the judge at a policy URL) is summed."""
+    by_url = {e.url: e for e in into}
+    for e in more:
+        have = by_url.get(e.url)
+        if have is None:
+            into.append(by_url.setdefault(e.url, _copy(e)))
+            continue
+        have.calls += e.calls
+        have.in_flight += e.in_flight
+        have.trips += e.trips
+        for k, v in e.retries.items():
+            have.retries[k] = have.retries.get(k, 0) + v
+        if _WORSE.get(e.breaker, 0) > _WORSE.get(have.breaker, 0):
+            have.breaker = e.breaker
+
+
+def endpoint_text(e: EndpointStats) -> str:
+    """``endpoint http://h:8001/v1: 1,234 calls, retried 5 (429: 5, ...), in-flight limit 16 (lowest 8), down``."""
+    state = {"closed": "up", "open": "silent, probing", "down": "down"}.get(e.breaker, e.breaker)
+    trips = f" (stopped answering {e.trips}x)" if e.trips else ""
+    return (f"endpoint {e.url}: {e.calls:,} calls, retried {retries_text(e.retries)}, in-flight limit {e.limit} "
+            f"(lowest {e.lowest}), {state}{trips}")
 
 
 def retries_text(retries: dict[str, int]) -> str:
@@ -56,7 +91,8 @@ class RunResult:
     """What a run did, read back from the store at the end.
 
     ``retries_by_cause``: retried model calls by cause (``429``, ``5xx``, ``timeout``,
-    ``malformed``, ``connection``); ``reran``: episodes this session ran again after a transient
+    ``malformed``, ``connection``); ``endpoints``: with several endpoints, each one's calls,
+    retries by cause, limit and breaker (:class:`~agentsynth.models.base.EndpointStats`); ``reran``: episodes this session ran again after a transient
     failure (``episode_retries``); ``not_run``: planned episodes with no stored row (left for a
     re-run, e.g. after the endpoint went down); ``limit`` and ``limit_lowest``: the in-flight
     limit at the end and at its lowest; ``message``: why the run stopped early, in one line.
@@ -86,6 +122,7 @@ class RunResult:
     limit_lowest: int | None = None
     limit_max: int | None = None
     message: str | None = None
+    endpoints: list[EndpointStats] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """A human summary, one fact per line."""
@@ -103,6 +140,8 @@ class RunResult:
             out.append(f"retried calls: {retries_text(self.retries_by_cause)}; in-flight limit {self.limit} of "
                        f"{self.limit_max} (lowest {self.limit_lowest})"
                        + (f"; {self.reran} episode(s) run again after a transient failure" if self.reran else ""))
+        if len(self.endpoints) > 1:
+            out += [endpoint_text(e) for e in self.endpoints]
         out.append(f"store: {self.store}")
         if self.message:
             out.append(f"stopped: {self.message}")
@@ -140,4 +179,5 @@ def read_result(con: Any, *, name: str, store: Path, run_id: str, planned: int, 
         elapsed_s=elapsed, error_examples=examples, retries_by_cause=by_cause, reran=reran, not_run=not_run,
         limit=stats.limit if stats else None, limit_lowest=stats.lowest if stats else None,
         limit_max=stats.maximum if stats else None, message=message,
+        endpoints=stats.endpoints if stats and len(stats.endpoints) > 1 else [],
     )

@@ -6,9 +6,10 @@ duplicated. Every finished episode goes through one :class:`~agentsynth.store.wr
 
 A run rides out a bad endpoint: an episode whose model call ran out of retries on a transient
 failure is run again at the end of the plan, up to ``episode_retries`` times (what re-running the
-command would do, within the run); while an endpoint's breaker is open (it stopped answering) no
-episode starts, and if it stays down the run ends ``failed`` with one line, leaving the episodes
-it did not finish unstored for a re-run (:mod:`agentsynth.models.breaker`). An episode waiting out
+command would do, within the run); while a model's endpoint is not answering (its breaker open,
+and so every other endpoint's when ``base_url`` lists several) no episode starts, and if it stays
+down the run ends ``failed`` with one line, leaving the episodes it did not finish unstored for a
+re-run (:mod:`agentsynth.models.breaker`, :mod:`agentsynth.models.endpoints`). An episode waiting out
 a retry's backoff lends its place to another (:mod:`agentsynth.plan_queue`), so the endpoint keeps
 its calls in flight.
 """
@@ -31,7 +32,8 @@ from .env import TextEnv
 from .episode import EnvCaller, RecentSet
 from .models import schemes
 from .models.base import ChatModel, EndpointDown, backoff_sleep
-from .models.breaker import CLOSED, DOWN, CircuitBreaker
+from .models.breaker import CLOSED, DOWN
+from .models.endpoints import EndpointPool
 from .models.build import chat_model
 from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
@@ -41,6 +43,7 @@ from .signals import SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, SpecWarning, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
+from .store.run_lock import RunLock
 from .store.writer import EpisodeRecord, StoreWriter
 
 
@@ -78,7 +81,7 @@ class _Shared:
     needs_model: list[bool]
     model: ChatModel
     judge: ChatModel
-    breakers: list[CircuitBreaker]
+    pools: list[EndpointPool]
     state: store_runs.RunState
     writer: StoreWriter
     counts: dict[str, int]
@@ -184,15 +187,17 @@ class Runner:
                    types: list[SignalType], needs_model: list[bool], t0: float) -> RunResult:
         spec = self.spec
         loop = asyncio.get_running_loop()
-        con = connect(spec.store, read_only=False)
+        run_lock = RunLock(spec.store).acquire()  # one run per store; readers come and go (store/writer.py)
         try:
-            store_runs.record_signal_types(con, types)
-            total = planned_count(spec)
-            state = store_runs.begin_run(
-                con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
-                base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
-                kind=spec.purpose,
-            )
+            with contextlib.closing(connect(spec.store, read_only=False)) as con:
+                store_runs.record_signal_types(con, types)
+                total = planned_count(spec)
+                state = store_runs.begin_run(
+                    con, name=spec.name, spec=spec.content(), spec_hash=spec.spec_hash(), model=model.name,
+                    base_url=model.base_url, planned=total, version=__version__, restart=self.restart,
+                    kind=spec.purpose,
+                )
+            run_lock.name_run(state.run_id)
             n_todo = total - len(state.done)
             todo = PlanQueue((p for p in plan(spec, configs) if p.episode_id not in state.done), state.failed)  # streamed
             if self.on_start:
@@ -201,13 +206,13 @@ class Runner:
             examples: list[str] = []
             stop = asyncio.Event()
             status = "interrupted"
-            writer = StoreWriter(con)
+            writer = StoreWriter(spec.store)
             executor = ThreadPoolExecutor(max_workers=max(1, min(spec.concurrency, 64)), thread_name_prefix="agentsynth-env")
             callers = [EnvCaller(executor, inline_ok=not uses_model) for uses_model in needs_model]
-            breakers = [b for m in dict.fromkeys([model, judge]) if isinstance(b := getattr(m, "breaker", None), CircuitBreaker)]
+            pools = [p for m in dict.fromkeys([model, judge]) if isinstance(p := getattr(m, "pool", None), EndpointPool)]
             n_workers = min(spec.concurrency, max(1, n_todo))
             places = Places(n_workers, BACKOFF_ALIVE * n_workers, spawn=lambda: self._spawn(ctx))
-            ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, breakers,
+            ctx = _Shared(todo, envs, configs, [_config_json(c) for c in configs], callers, needs_model, model, judge, pools,
                           state, writer, counts, examples, stop, n_todo, RecentSet(), {}, places)
             ticker = loop.create_task(self._tick(ctx)) if self.on_status else None
             gc_threshold = gc.get_threshold()
@@ -228,16 +233,18 @@ class Runner:
                     writer.close()
                 finally:
                     if status == "interrupted":
-                        store_runs.finish_run(con, state.run_id, status)
+                        with contextlib.closing(connect(spec.store, read_only=False, migrate=False)) as con:
+                            store_runs.finish_run(con, state.run_id, status)
             if self.on_status:
                 self.on_status(ctx.status())
-            result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
-                                 status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
-                                 down=ctx.down, models=[model] if judge is model else [model, judge])
-            store_runs.finish_run(con, state.run_id, result.status)
+            with contextlib.closing(connect(spec.store, read_only=False, migrate=False)) as con:
+                result = read_result(con, name=spec.name, store=Path(spec.store), run_id=state.run_id, planned=total, ran=n_todo,
+                                     status=status, elapsed=loop.time() - t0, examples=examples, reran=len(ctx.reruns),
+                                     down=ctx.down, models=[model] if judge is model else [model, judge])
+                store_runs.finish_run(con, state.run_id, result.status)
             return result
         finally:
-            con.close()
+            run_lock.release()
 
     def _spawn(self, c: _Shared) -> None:
         c.places.workers += 1
@@ -261,10 +268,11 @@ class Runner:
             self.on_status(c.status())
 
     async def _gate(self, c: _Shared) -> None:
-        """Start nothing while an endpoint's breaker is open; EndpointDown once it gave up."""
-        for b in c.breakers:
-            if b.state != CLOSED:
-                await b.wait_usable()
+        """Start nothing while a model has no usable endpoint (every breaker open); EndpointDown
+        once all its endpoints are given up."""
+        for p in c.pools:
+            if p.state != CLOSED:
+                await p.wait_usable()
 
     def _stop_down(self, c: _Shared, exc: EndpointDown) -> None:
         if c.down is None:
@@ -302,7 +310,7 @@ class Runner:
                     place.leave()
                     c.todo.finish()
                 self._record(c, p, rec, rerun)
-                while c.writer.pending() > 4 * c.writer.batch_size:  # backpressure: memory stays flat
+                while c.writer.pending() > 10 * c.writer.batch_size:  # backpressure (a reader holding the file): memory stays flat
                     await asyncio.sleep(0.005)
         finally:
             c.places.workers -= 1
@@ -318,7 +326,7 @@ class Runner:
     def _record(self, c: _Shared, p: PlannedEpisode, rec: EpisodeRecord, rerun: bool) -> None:
         """Store a finished episode, count it, and queue it again if it failed transiently."""
         ok = rec.episode["status"] == "ok"
-        if not ok and any(b.state == DOWN for b in c.breakers):
+        if not ok and any(p.state == DOWN for p in c.pools):
             return  # failed because the endpoint went down (e.g. in a grader's call): left for a re-run
         c.writer.submit(rec)
         counts = c.counts

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .credentials import check_base_url, strip_credentials
+from .credentials import check_base_urls, strip_credentials
 
 EVAL_SEED_START = 1_000_000_000
 """First task seed of held-out evaluation (``agentsynth eval``). Synthesis runs use seeds below it
@@ -72,12 +72,12 @@ class JudgeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a bad value may be a key
 
     model: str = "sim"
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(None, description="endpoint URL, or a list: several endpoints serving the judge")
     api_key_env: str | None = Field(None, description="the judge's key variable; unset: the policy's, at the policy's URL")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim parameters when model = 'sim'")
 
-    _base_url = field_validator("base_url")(check_base_url)
+    _base_url = field_validator("base_url", mode="before")(check_base_urls)
     _key_env = field_validator("api_key_env")(_check_key_env)
 
 
@@ -97,13 +97,16 @@ class RaySpec(BaseModel):
 class RunSpec(BaseModel):
     """A whole run. Fields not in the content hash (concurrency, store, endpoint, key variable,
     timeouts) can change between resumes; the others cannot. A base URL with userinfo
-    (``user:password@``) is refused; a query string is kept for requests but never stored."""
+    (``user:password@``) is refused; a query string is kept for requests but never stored.
+    ``base_url`` (and the judge's) may be a list of URLs: endpoints serving the same model, calls
+    spread across them (:mod:`agentsynth.models.endpoints`); ``concurrency`` is the total over them."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a bad value may be a key
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     model: str = "sim"
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(None, description=(
+        "endpoint URL, or a list of URLs: several endpoints serving the model (calls spread across them)"))
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
     samples: int = Field(1, ge=1, le=10_000)
     concurrency: int = Field(16, ge=1, le=4096, description=(
@@ -155,7 +158,7 @@ class RunSpec(BaseModel):
                     f"not {e.seed_start:,}")})
         return envs
 
-    _base_url = field_validator("base_url")(check_base_url)
+    _base_url = field_validator("base_url", mode="before")(check_base_urls)
     _key_env = field_validator("api_key_env")(_check_key_env)
 
     _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "episode_retries",
@@ -165,8 +168,9 @@ class RunSpec(BaseModel):
         """The content fields as JSON data, the judge's URL without credentials."""
         data = self.model_dump(mode="json", exclude=self._RUNTIME, **kwargs)
         judge = data.get("judge")
-        if judge and judge.get("base_url"):
-            judge["base_url"] = strip_credentials(judge["base_url"])
+        url = judge.get("base_url") if judge else None
+        if url:
+            judge["base_url"] = strip_credentials(url) if isinstance(url, str) else [strip_credentials(u) for u in url]
         return data
 
     def content(self) -> dict[str, Any]:

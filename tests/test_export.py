@@ -361,7 +361,7 @@ def test_a_store_held_by_a_running_writer(store: Path, tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "held"
         r = cli("export", "--store", str(store), "--run", "src", "--select", "correct", "--format", "sft",
-                "--out", str(tmp_path / "x.jsonl"))
+                "--out", str(tmp_path / "x.jsonl"), env={"AGENTSYNTH_LOCK_WAIT_S": "0.5"})
         assert r.returncode == 2 and "in use by another process (PID" in r.stderr and "Traceback" not in r.stderr
     finally:
         holder.stdin.close()

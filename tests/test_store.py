@@ -94,14 +94,15 @@ def test_runs_and_missing_store(filled: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no store at" in missing.stderr
 
 
-def test_a_store_held_by_another_process_gives_a_clear_message(filled: Path) -> None:
+def test_a_store_held_by_another_process_gives_a_clear_message(filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTSYNTH_LOCK_WAIT_S", "0.5")  # opens wait this long for the holder, then say who it is
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(filled)!r}); print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        r = cli("sql", "SELECT count(*) FROM episodes", "--store", str(filled))
+        r = cli("sql", "SELECT count(*) FROM episodes", "--store", str(filled), env={"AGENTSYNTH_LOCK_WAIT_S": "0.5"})
         assert r.returncode == 2 and "is in use by another process (PID" in r.stderr and "Traceback" not in r.stderr
         with pytest.raises(StoreError, match=r"in use by another process \(PID"):
             agentsynth.open_store(filled)

@@ -16,7 +16,8 @@ import click
 
 from ..store import DEFAULT_STORE
 from .common import (
-    EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, check_out, fail, interrupt, one_line_warnings, print_table,
+    EXIT_BAD_INPUT as EXIT_BAD_INPUT, EXIT_FAILED, RunProgress, base_url_option, check_out, fail, interrupt,
+    one_line_warnings, print_table,
 )
 
 RAY_FROM_SPEC = "(spec)"
@@ -40,7 +41,9 @@ def main() -> None:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--name", help="Run name (default: the spec's). Same name + same spec resumes.")
 @click.option("--model", help="Model name at the endpoint, or 'sim' (overrides the spec).")
-@click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="URL",
+              help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; repeat for several endpoints serving the "
+                   "model (calls spread across them).")
 @click.option("--api-key-env", help="Environment variable holding the API key (never the key itself).")
 @click.option("--store", type=click.Path(dir_okay=False), help="DuckDB store file (overrides the spec).")
 @click.option("--concurrency", type=int, help="Episodes in flight at once.")
@@ -50,7 +53,8 @@ def main() -> None:
 @click.option("--ray", "ray_address", is_flag=False, flag_value=RAY_FROM_SPEC, default=None, metavar="[ADDRESS]",
               help="Run the episodes on Ray workers (pip install 'agentsynth[ray]'): alone, the spec's [ray] table or a "
                    "local Ray instance with one worker per core; or a cluster's ADDRESS (auto, HOST:PORT, ray://HOST:10001).")
-def run(spec_path: str, quiet: bool, restart: bool, ray_address: str | None, **overrides: Any) -> None:
+def run(spec_path: str, quiet: bool, restart: bool, base_urls: tuple[str, ...], ray_address: str | None,
+        **overrides: Any) -> None:
     """Run the synthesis described by SPEC (a TOML run spec); resumes an interrupted run."""
     from ..launch import make_runner
     from ..models.base import ModelError
@@ -59,7 +63,7 @@ def run(spec_path: str, quiet: bool, restart: bool, ray_address: str | None, **o
     from ..store import StoreError
 
     try:
-        spec = load_spec(spec_path, **overrides)
+        spec = load_spec(spec_path, base_url=base_url_option(base_urls), **overrides)
     except SpecError as exc:
         fail(str(exc))
     progress = RunProgress(spec.name, enabled=not quiet)
@@ -187,8 +191,10 @@ def regrade(run_name: str, graders: tuple[str, ...], role: str, store: str) -> N
 @main.command()
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 def runs(store: str) -> None:
-    """List the runs in a store with episode counts and pass rates."""
+    """List the runs in a store with episode counts and pass rates (a run shows as running only
+    while its process runs)."""
     from ..store import StoreError, open_store
+    from ..store.run_lock import live_run_id, shown_status
 
     query = """
         SELECT r.name, r.run_id, r.model, r.status, r.planned,
@@ -206,6 +212,9 @@ def runs(store: str) -> None:
             cols, rows = rel.columns, rel.fetchall()
     except StoreError as exc:
         fail(str(exc))
+    live = live_run_id(store)  # a run stored as running whose process ended shows as interrupted
+    status = cols.index("status")
+    rows = [(*r[:status], shown_status(r[status], r[1], live), *r[status + 1:]) for r in rows]
     print_table(cols, rows, 1000, sys.stdout)
 
 

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..store import DEFAULT_STORE
-from .common import EXIT_FAILED, RunProgress, check_out, fail, interrupt, print_table, spec_envs
+from .common import EXIT_FAILED, RunProgress, base_url_option, check_out, fail, interrupt, print_table, spec_envs
 
 
 @click.command("audit")
@@ -107,7 +107,9 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
 
 @click.command("eval")
 @click.option("--model", required=True, help="Model name at the endpoint, or 'sim' (the built-in simulator).")
-@click.option("--base-url", help="OpenAI-compatible endpoint serving the model, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="URL",
+              help="OpenAI-compatible endpoint serving the model, e.g. http://127.0.0.1:8000/v1; repeat for several "
+                   "endpoints (calls spread across them).")
 @click.option("--api-key-env", help="Environment variable holding the API key (never the key itself).")
 @click.option("--envs", "env_lists", multiple=True, metavar="ENVS",
               help="Environments to evaluate on: repeat, or comma-separate (e.g. arithmetic,units).")
@@ -123,7 +125,7 @@ def export_cmd(run_name: str, signal_name: str, min_value: float | None, domains
 @click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE), show_default=True)
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 4096), help="Episodes in flight at once.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_lists: tuple[str, ...],
+def eval_cmd(model: str, base_urls: tuple[str, ...], api_key_env: str | None, env_lists: tuple[str, ...],
              spec_path: str | None, tasks: int, seed_offset: int, difficulty: int | None, trained_on: str | None, base_model: str | None, store: str,
              concurrency: int, quiet: bool) -> None:
     """Score a model on held-out tasks (seeds from 1,000,000,000 up, which synthesis runs never use),
@@ -145,7 +147,7 @@ def eval_cmd(model: str, base_url: str | None, api_key_env: str | None, env_list
     progress = RunProgress(f"eval {model}", enabled=not quiet)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        rows = evaluate(store, model, base_url=base_url, api_key_env=api_key_env, envs=envs, tasks=tasks,
+        rows = evaluate(store, model, base_url=base_url_option(base_urls), api_key_env=api_key_env, envs=envs, tasks=tasks,
                         seed_offset=seed_offset, difficulty=difficulty, trained_on=trained_on, base_model=base_model,
                         concurrency=concurrency, env_kwargs=env_kwargs, on_start=progress.start,
                         on_progress=progress.update)

@@ -14,6 +14,7 @@ import click
 from .progress import Bar
 
 if TYPE_CHECKING:
+    from ..models.base import EndpointStats
     from ..run_report import RunStatus
 
 EXIT_FAILED = 1
@@ -26,6 +27,14 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
+
+
+def base_url_option(urls: tuple[str, ...]) -> str | list[str] | None:
+    """A repeatable ``--base-url``: None when not given, one URL as a string, several as a list
+    (checked with the spec, :func:`~agentsynth.credentials.check_base_urls`)."""
+    if not urls:
+        return None
+    return urls[0] if len(urls) == 1 else list(urls)
 
 
 def check_out(out: str, option: str = "--out") -> None:
@@ -68,7 +77,8 @@ def interrupt(signum: int, frame: Any) -> None:
 class RunProgress:
     """The progress of a run or an evaluation: episodes done, ok and failed, and — against an
     endpoint — calls in flight against the adaptive limit, retries by cause, episodes queued to
-    run again and the endpoint's breaker (``endpoint silent, probing``)."""
+    run again and the endpoint's breaker (``endpoint silent, probing``); with several endpoints,
+    how many answer (``endpoints up 1 of 2 (1 down)``)."""
 
     def __init__(self, name: str, enabled: bool):
         self.name = name
@@ -97,10 +107,12 @@ class RunProgress:
             parts.append(f"in flight {c.in_flight}/{c.limit}" + (f" (of {c.maximum})" if c.limit < c.maximum else ""))
             if retried:
                 parts.append(f"retried {retried:,} (" + ", ".join(f"{k} {v:,}" for k, v in c.retries.items() if v) + ")")
+            if len(c.endpoints) > 1:
+                parts.append(endpoints_text(c.endpoints))
             if c.breaker == "open":
-                parts.append("endpoint silent: probing")
+                parts.append("endpoint silent: probing" if len(c.endpoints) <= 1 else "all silent: probing")
             elif c.breaker == "down":
-                parts.append("endpoint down")
+                parts.append("endpoint down" if len(c.endpoints) <= 1 else "all down")
         if s.rerunning:
             parts.append(f"{s.rerunning} to run again")
         self.bar.update(self._done, client=" · ".join(parts))
@@ -108,6 +120,18 @@ class RunProgress:
     def stop(self) -> None:
         """Leave the bar as last drawn."""
         self.bar.stop()
+
+
+def endpoints_text(endpoints: list[EndpointStats]) -> str:
+    """Several endpoints in a progress bar: ``2 endpoints`` while all answer, else
+    ``endpoints up 1 of 2 (1 probing)`` / ``(1 down)``."""
+    n = len(endpoints)
+    up = sum(e.breaker == "closed" for e in endpoints)
+    if up == n:
+        return f"{n} endpoints"
+    probing, down = sum(e.breaker == "open" for e in endpoints), sum(e.breaker == "down" for e in endpoints)
+    detail = ", ".join(x for x in (f"{probing} probing" if probing else "", f"{down} down" if down else "") if x)
+    return f"endpoints up {up} of {n} ({detail})"
 
 
 def print_table(cols: list[str], rows: list[tuple[Any, ...]], max_rows: int, stream: Any) -> None:

@@ -39,11 +39,30 @@ class Completion:
 
 
 @dataclass(slots=True)
+class EndpointStats:
+    """One endpoint of a client (a URL of its ``base_url`` list): the URL without credentials,
+    HTTP attempts sent to it (``calls``), the failed ones retried by cause, its own in-flight
+    limit (now, at its lowest), calls in flight, its breaker's state and how often it tripped."""
+
+    url: str
+    calls: int
+    retries: dict[str, int]
+    limit: int
+    lowest: int
+    in_flight: int
+    breaker: str = "closed"
+    trips: int = 0
+
+
+@dataclass(slots=True)
 class ClientStats:
     """What an endpoint client is doing, for progress bars and run summaries: its in-flight limit
     now, at its lowest and at most, calls in flight, retries so far by cause (``429``, ``5xx``,
     ``timeout``, ``malformed``, ``connection``, ``other``) and its breaker's state (``closed``,
-    ``open`` while probing a silent endpoint, ``down`` once given up)."""
+    ``open`` while probing a silent endpoint, ``down`` once given up). With several endpoints
+    (:mod:`agentsynth.models.endpoints`) these are the totals — the limit is the sum of theirs,
+    capped at the maximum; the breaker ``closed`` while any endpoint is usable, ``down`` once all
+    are — and ``endpoints`` holds each one's :class:`EndpointStats`."""
 
     limit: int
     maximum: int
@@ -51,6 +70,7 @@ class ClientStats:
     in_flight: int
     retries: dict[str, int] = field(default_factory=dict)
     breaker: str = "closed"
+    endpoints: list[EndpointStats] = field(default_factory=list)
 
 
 class ModelError(RuntimeError):

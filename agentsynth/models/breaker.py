@@ -33,7 +33,8 @@ class CircuitBreaker:
     """The health of one endpoint (``endpoint`` is its URL without credentials, for messages).
 
     ``probe()`` returns True when the endpoint answered (with any status); it should time out on
-    its own after a few seconds (it is cut off at the deadline anyway). ``unreachable_s``: how long
+    its own after a few seconds (it is cut off at the deadline anyway); ``on_change()`` is called
+    whenever the state changes (an endpoint pool wakes the calls it queued). ``unreachable_s``: how long
     the endpoint may stay silent, from the first failure of a streak, before the breaker gives up;
     ``trip_failures`` and ``trip_s`` (default min(2 s, ``unreachable_s`` / 4)): the streak that
     trips it; ``probe_every_s``: the pause between probes.
@@ -41,7 +42,7 @@ class CircuitBreaker:
 
     def __init__(self, endpoint: str, probe: Callable[[], Awaitable[bool]], *, unreachable_s: float = 30.0,
                  trip_failures: int = 3, trip_s: float | None = None, probe_every_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, on_change: Callable[[], None] | None = None):
         self.endpoint = endpoint
         self.unreachable_s = unreachable_s
         self.trip_failures = trip_failures
@@ -57,6 +58,7 @@ class CircuitBreaker:
         self._since = 0.0
         self._last_error = ""
         self._changed = asyncio.Event()
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
 
     # ---- evidence ---------------------------------------------------------------------------
@@ -68,7 +70,13 @@ class CircuitBreaker:
         if self.state == OPEN:
             self._set(CLOSED)
 
-    def unreachable(self, exc: BaseException, detail: str | None = None) -> None:
+    def arm(self) -> None:
+        """Watch the endpoint as if it had answered: another endpoint serving the same model did
+        (:class:`~agentsynth.models.endpoints.EndpointPool`), so this one being silent is evidence
+        that it is down, not of a wrong URL."""
+        self._answered = True
+
+    def unreachable(self, exc: BaseException | None = None, detail: str | None = None) -> None:
         """A call failed without an answer (connection error or timeout); ``detail``: the error as
         it may be printed (redacted by the caller), else the exception's type and text."""
         if not self._answered:
@@ -80,6 +88,11 @@ class CircuitBreaker:
         self._last_error = detail if detail is not None else f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
         if self.state == CLOSED and self._streak >= self.trip_failures and now - self._since >= self.trip_s:
             self._trip()
+
+    @property
+    def last_error(self) -> str:
+        """The last unreachable failure, as it may be printed ("" before any)."""
+        return self._last_error
 
     @property
     def suspect(self) -> bool:
@@ -96,12 +109,17 @@ class CircuitBreaker:
                 raise self.error
             await self._changed.wait()
 
-    async def verdict(self) -> None:
-        """A call spent its retries on unreachable failures: trip now (that is sustained
-        evidence) and wait for the verdict: return if the endpoint answers again,
-        :class:`EndpointDown` if it stays down."""
+    def trip_if_suspect(self) -> None:
+        """A call spent its retries on unreachable failures: that is sustained evidence, so trip
+        now if failures without an answer are running."""
         if self.state == CLOSED and self._streak > 0:
             self._trip()
+
+    async def verdict(self) -> None:
+        """A call spent its retries on unreachable failures: trip now (:meth:`trip_if_suspect`)
+        and wait for the verdict: return if the endpoint answers again, :class:`EndpointDown` if
+        it stays down."""
+        self.trip_if_suspect()
         await self.wait_usable()
 
     # ---- the state machine ------------------------------------------------------------------
@@ -110,6 +128,8 @@ class CircuitBreaker:
         self.state = state
         self._changed.set()
         self._changed = asyncio.Event()
+        if self._on_change is not None:
+            self._on_change()
 
     def _trip(self) -> None:
         self.trips += 1

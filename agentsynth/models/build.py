@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..credentials import BaseUrl
 from . import schemes
 from .base import ChatModel
 
 
-def chat_model(model: str, *, base_url: str | None = None, api_key_env: str | None = None,
+def chat_model(model: str, *, base_url: BaseUrl = None, api_key_env: str | None = None,
                options: Mapping[str, Any] | None = None, judge: bool = False, timeout_s: float = 60.0,
                concurrency: int = 16, max_retries: int = 6, transport: Literal["auto", "aiohttp", "httpx"] = "auto",
                unreachable_s: float = 30.0) -> ChatModel:
     """The model named ``model``: in-process (``options`` is its ``[sim]`` / ``[judge.sim]`` table,
-    by ``judge``) or at ``base_url`` (the key read from the variable named ``api_key_env``; the
+    by ``judge``) or at ``base_url`` — one URL or a list of endpoints serving it (the key read from
+    the variable named ``api_key_env``; the
     remaining arguments are the endpoint client's, defaults as a run spec's). Raises
     :class:`~agentsynth.models.schemes.SchemeError` for an in-process model it cannot build,
     :class:`~agentsynth.models.base.ModelError` for an endpoint without its key."""

@@ -67,6 +67,21 @@ class AdaptiveLimiter:
         self.in_flight -= 1
         self._wake()
 
+    @property
+    def has_room(self) -> bool:
+        """A call may enter now without waiting (below the limit, nobody waiting)."""
+        return self.in_flight < self.limit and not self._waiters
+
+    def enter(self) -> None:
+        """Count a call in flight without waiting: for a caller that queues calls itself and checked
+        :attr:`has_room` (:class:`~agentsynth.models.endpoints.EndpointPool`)."""
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        """A call counted by :meth:`enter` is over."""
+        self.in_flight -= 1
+        self._wake()
+
     def _wake(self) -> None:
         free = self.limit - self.in_flight
         while free > 0 and self._waiters:

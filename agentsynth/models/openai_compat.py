@@ -6,7 +6,9 @@ own retries off, and the
 retry policy of :mod:`agentsynth.models.retry` instead. Requests go through the client's low-level
 ``post`` (same transport, auth, timeouts and typed errors) and the reply JSON is read directly:
 the typed ``chat.completions.create`` path spends ~0.4 ms of CPU per call on transforming params
-and building pydantic models, which at hundreds of calls in flight is the bottleneck.
+and building pydantic models, which at hundreds of calls in flight is the bottleneck. Several base
+URLs (endpoints serving the same model) share one client object, each with its own HTTP client,
+and every attempt goes where :class:`~agentsynth.models.endpoints.EndpointPool` sends it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,30 @@ from typing import Any
 import httpx2
 import openai
 
-from ..credentials import check_base_url, redact, secret_values, split_query, strip_credentials, url_secrets
+from ..credentials import (
+    BaseUrl,
+    base_url_list,
+    check_base_urls,
+    redact,
+    secret_values,
+    split_query,
+    stored_base_url,
+    strip_credentials,
+    url_secrets,
+)
 from .base import ClientStats, Completion, EndpointDown, Message, ModelError
-from .breaker import CLOSED, CircuitBreaker
+from .breaker import CircuitBreaker
+from .endpoints import Endpoint, EndpointPool
 from .limiter import AdaptiveLimiter
-from .retry import CAUSES, MalformedReply, RetryPolicy, cause, is_overload, is_transient, is_unreachable, sleep
+from .retry import (
+    MalformedReply,
+    RetryPolicy,
+    cause,
+    is_overload,
+    is_transient,
+    is_unreachable,
+    sleep,
+)
 
 
 def api_key_from_env(var: str | None, base_url: str | None) -> str:
@@ -43,25 +64,38 @@ def api_key_from_env(var: str | None, base_url: str | None) -> str:
     return "not-needed"
 
 
-class OpenAIModel:
-    """A chat model behind an OpenAI-compatible ``/v1/chat/completions``.
+class _Call:
+    """One call's last endpoint (a retry avoids it; errors and retries are put down to it)."""
 
-    ``api_key`` is sent as the Bearer key. A query string in ``base_url`` is sent with every
-    request; ``base_url`` with userinfo (``user:password@``) is refused (:class:`ModelError`).
-    :attr:`base_url` — what is stored and printed — is the URL without credentials, and every
-    error text is redacted of the key and the URL's secrets (:mod:`agentsynth.credentials`).
+    __slots__ = ("endpoint",)
+
+    def __init__(self) -> None:
+        self.endpoint: Endpoint | None = None
+
+
+class OpenAIModel:
+    """A chat model behind an OpenAI-compatible ``/v1/chat/completions``, at one endpoint or several.
+
+    ``base_url``: one URL, or a list of URLs serving the same model (calls spread across them:
+    :class:`~agentsynth.models.endpoints.EndpointPool`; ``concurrency`` is the total). ``api_key``
+    is sent as the Bearer key. A query string in a base URL is sent with every request to it; a
+    base URL with userinfo (``user:password@``) is refused (:class:`ModelError`). :attr:`base_url`
+    — what is stored and printed — is the URL without credentials (several: joined by commas,
+    :func:`~agentsynth.credentials.stored_base_url`), and every error text is redacted of the key
+    and every URL's secrets (:mod:`agentsynth.credentials`).
 
     Transient failures are retried by :attr:`policy` (:mod:`agentsynth.models.retry`) and counted
-    by cause (:meth:`stats`); :attr:`limiter` adapts the calls in flight to overload signals;
-    :attr:`breaker` pauses calls while the endpoint does not answer and, after ``unreachable_s``
-    seconds of that, fails them with :class:`~agentsynth.models.base.EndpointDown`.
+    by cause and endpoint (:meth:`stats`); each endpoint's limiter adapts its calls in flight to
+    overload signals; its breaker takes it out of rotation while it does not answer, and once every
+    endpoint stayed silent for ``unreachable_s`` seconds calls fail with
+    :class:`~agentsynth.models.base.EndpointDown`.
     """
 
     def __init__(
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: BaseUrl = None,
         api_key: str = "not-needed",
         timeout_s: float = 60.0,
         concurrency: int = 16,
@@ -70,26 +104,31 @@ class OpenAIModel:
         unreachable_s: float = 30.0,
     ):
         try:
-            check_base_url(base_url)
+            base_url = check_base_urls(base_url)
         except ValueError as exc:
             raise ModelError(f"base_url: {exc}") from None
+        urls: list[str | None] = list(base_url_list(base_url)) or [None]  # None: api.openai.com
         self.name = model
-        self.base_url = strip_credentials(base_url)
-        self._secrets = secret_values(api_key, *url_secrets(base_url))
+        self.base_url = stored_base_url(base_url)
+        self.base_urls: tuple[str, ...] = tuple(strip_credentials(u) or "" for u in urls if u)
+        self._secrets = secret_values(api_key, *(v for u in urls for v in url_secrets(u)))
         self.policy = policy or RetryPolicy()
-        self.limiter = AdaptiveLimiter(concurrency)
-        self.retry_counts: dict[str, int] = dict.fromkeys(CAUSES, 0)
         self._probe_timeout = min(5.0, timeout_s)
-        self.breaker = CircuitBreaker(self.base_url or "https://api.openai.com/v1", self._probe, unreachable_s=unreachable_s)
+        self.pool = EndpointPool(list(self.base_urls) or ["https://api.openai.com/v1"], self._probe,
+                                 concurrency=concurrency, unreachable_s=unreachable_s)
         timeout = httpx2.Timeout(timeout_s, connect=min(10.0, timeout_s))
         limits = httpx2.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
         self.transport = pick_transport(transport, concurrency)
+        self.clients = [self._client(u, api_key, timeout, limits) for u in urls]
+        self.client = self.clients[0]
+
+    def _client(self, base_url: str | None, api_key: str, timeout: httpx2.Timeout, limits: httpx2.Limits) -> openai.AsyncOpenAI:
         if self.transport == "aiohttp":
             http = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
         else:
             http = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
         url, query = split_query(base_url)  # the client would glue the query to the path
-        self.client = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=api_key or "not-needed",
             base_url=url,
             default_query=query or None,
@@ -99,54 +138,61 @@ class OpenAIModel:
         )
 
     @property
+    def limiter(self) -> AdaptiveLimiter:
+        """The first endpoint's adaptive limiter (the only one, with one base URL)."""
+        return self.pool.endpoints[0].limiter
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The first endpoint's circuit breaker (the only one, with one base URL)."""
+        return self.pool.endpoints[0].breaker
+
+    @property
+    def retry_counts(self) -> dict[str, int]:
+        """Retried attempts so far by cause, over all endpoints."""
+        return self.pool.retry_counts()
+
+    @property
     def retries(self) -> int:
         """Retried attempts so far, all causes."""
         return sum(self.retry_counts.values())
 
     def stats(self) -> ClientStats:
-        """The limiter, retries by cause and breaker state now."""
-        lim = self.limiter
-        return ClientStats(lim.limit, lim.maximum, lim.lowest, lim.in_flight, dict(self.retry_counts), self.breaker.state)
+        """The limits, retries by cause and breakers now (totals, and each endpoint's)."""
+        return self.pool.stats()
 
-    def _on_retry(self, state: Any) -> None:
-        self._count_retry(state.outcome.exception() if state.outcome else None)
+    def _count_retry(self, exc: BaseException | None, endpoint: Endpoint | None) -> None:
+        self.pool.retried(endpoint or self.pool.endpoints[0], cause(exc) if exc is not None else "other")
 
-    def _count_retry(self, exc: BaseException | None) -> None:
-        key = cause(exc) if exc is not None else "other"
-        self.retry_counts[key] = self.retry_counts.get(key, 0) + 1
-
-    async def _probe(self) -> bool:
-        """Does the endpoint answer at all? ``GET /models``; any HTTP status counts."""
+    async def _probe(self, index: int) -> bool:
+        """Does endpoint ``index`` answer at all? ``GET /models``; any HTTP status counts."""
         try:
-            await self.client.get("/models", cast_to=httpx2.Response, options={"timeout": self._probe_timeout})
+            await self.clients[index].get("/models", cast_to=httpx2.Response, options={"timeout": self._probe_timeout})
         except openai.APIStatusError:
             return True
         except openai.APIConnectionError:
             return False
         return True
 
-    async def _attempt(self, body: dict[str, Any]) -> Completion:
+    async def _attempt(self, body: dict[str, Any], call: _Call) -> Completion:
         # The client's low-level post: its transport, auth, timeouts and typed errors, without
         # the typed-params transform and the pydantic response model (~0.4 ms of CPU a call,
         # which caps throughput near 1,000 calls/s on one core). We parse the JSON ourselves.
-        breaker, limiter = self.breaker, self.limiter
-        if breaker.state != CLOSED:
-            await breaker.wait_usable()  # the endpoint is silent: wait for the probe, spend no attempt
-        async with limiter:
-            generation = limiter.generation
-            try:
-                response = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response)
-            except openai.APIStatusError as exc:
-                breaker.alive()
-                limiter.record(is_overload(exc), generation)
-                raise
-            except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
-                if is_overload(exc):  # a timeout
-                    limiter.record(True, generation)
-                breaker.unreachable(exc, f"{type(exc).__name__}: {self._brief(exc)}")
-                raise
-        breaker.alive()
-        limiter.record(False, generation)
+        pool = self.pool
+        slot = await pool.acquire(call.endpoint)  # waits while no endpoint is usable: spends no attempt
+        call.endpoint = slot.endpoint
+        try:
+            response = await self.clients[slot.endpoint.index].post("/chat/completions", body=body, cast_to=httpx2.Response)
+        except openai.APIStatusError as exc:
+            pool.finish(slot, answered=True, overload=is_overload(exc))
+            raise
+        except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
+            pool.finish(slot, answered=False, overload=is_overload(exc), detail=f"{type(exc).__name__}: {self._brief(exc)}")
+            raise
+        except BaseException:
+            pool.release(slot)
+            raise
+        pool.finish(slot, answered=True)
         return _completion(response.content, self._secrets)
 
     async def complete(
@@ -158,8 +204,9 @@ class OpenAIModel:
         max_tokens: int | None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Completion:
-        """One completion, retried on transient failures; :class:`ModelError` otherwise
-        (:class:`~agentsynth.models.base.EndpointDown` when the endpoint stayed unreachable)."""
+        """One completion, retried on transient failures (a retry may go to another endpoint);
+        :class:`ModelError` otherwise (:class:`~agentsynth.models.base.EndpointDown` when every
+        endpoint stayed unreachable)."""
         kwargs: dict[str, Any] = {"model": self.name, "messages": list(messages), "temperature": temperature}
         if seed is not None:
             kwargs["seed"] = seed
@@ -168,35 +215,43 @@ class OpenAIModel:
         if tools:
             kwargs["tools"] = tools
         attempts = 1
+        call = _Call()
         t0 = time.perf_counter()
         try:
             try:
-                comp = await self._attempt(kwargs)  # the common case: no retry machinery
+                comp = await self._attempt(kwargs, call)  # the common case: no retry machinery
             except Exception as first:
                 if not is_transient(first) or self.policy.max_retries == 0:
                     raise
                 backoff = self.policy.backoff()
-                self._count_retry(first)
+                self._count_retry(first, call.endpoint)
+
+                def on_retry(state: Any) -> None:
+                    self._count_retry(state.outcome.exception() if state.outcome else None, call.endpoint)
+
                 await sleep(backoff.next(first))
-                async for attempt in self.policy.retrying(backoff, self._on_retry, failed=1):
+                async for attempt in self.policy.retrying(backoff, on_retry, failed=1):
                     with attempt:
                         attempts += 1
-                        comp = await self._attempt(kwargs)
+                        comp = await self._attempt(kwargs, call)
         except EndpointDown:
             raise
         except Exception as exc:
-            if is_unreachable(exc) and self.breaker.suspect:
-                await self.breaker.verdict()  # EndpointDown if it stays down; else this call failed alone
-            raise self._error(exc, attempts) from None
+            last = call.endpoint
+            if is_unreachable(exc) and last is not None and last.breaker.suspect:
+                await self.pool.verdict(last)  # EndpointDown if all stay down; else this call failed alone
+            raise self._error(exc, attempts, last) from None
         comp.attempts = attempts
         comp.latency_s = time.perf_counter() - t0
         return comp
 
-    def _error(self, exc: BaseException, attempts: int) -> ModelError:
-        """The ModelError a failed call ends with (redacted)."""
+    def _error(self, exc: BaseException, attempts: int, endpoint: Endpoint | None = None) -> ModelError:
+        """The ModelError a failed call ends with (redacted); an HTTP error names the endpoint
+        that sent it."""
         transient = is_transient(exc)
         if isinstance(exc, openai.APIStatusError):
-            return ModelError(f"HTTP {exc.status_code} from {self.base_url or 'api.openai.com'}: {self._brief(exc)}",
+            where = endpoint.url if endpoint is not None and len(self.base_urls) > 1 else self.base_url or "api.openai.com"
+            return ModelError(f"HTTP {exc.status_code} from {where}: {self._brief(exc)}",
                               transient=transient, attempts=attempts, status=exc.status_code)
         if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError)):
             return ModelError(f"{type(exc).__name__}: {self._brief(exc)}", transient=transient, attempts=attempts)
@@ -206,8 +261,9 @@ class OpenAIModel:
 
     async def aclose(self) -> None:
         """Stop probing and close the HTTP connections."""
-        await self.breaker.aclose()
-        await self.client.close()
+        await self.pool.aclose()
+        for client in self.clients:
+            await client.close()
 
     def _brief(self, exc: BaseException) -> str:
         return redact(" ".join(str(exc).split()), self._secrets)[:300]  # redact, then cut: never half a key

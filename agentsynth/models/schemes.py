@@ -74,7 +74,7 @@ def split(model: str) -> tuple[str, str | None]:
     return name, (arg if sep else None)
 
 
-def in_process(model: str, base_url: str | None) -> bool:
+def in_process(model: str, base_url: object) -> bool:
     """Whether ``model`` (with ``base_url``) is built in this process by a registered scheme."""
     return not base_url and split(model)[0] in _targets()
 

@@ -21,12 +21,13 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..models.base import ClientStats, Completion, EndpointDown
+from ..models.base import ClientStats, Completion, EndpointDown, EndpointStats
 from ..run_report import RunResult
 from ..runner import Runner, _probe, build_model
 from ..spec import RaySpec, RunSpec, env_configs
 from .cluster import ClusterError, ClusterLost, connect, env_payloads, one_line, python_version, worker_count, worker_problem
-from .limits import GlobalLimit, Tally, shares
+from .limits import GlobalLimit, shares
+from .worker import client_pool, limit_key
 
 LANES = 4
 """Batches in flight per worker."""
@@ -105,8 +106,10 @@ class RayRunner(Runner):
         """Build the model here once (its key variable is checked as locally), keep its identity."""
         m = self.model if key == "policy" and self.model is not None else build_model(spec, judge=key == "judge")
         try:
-            if callable(getattr(m, "stats", None)):
-                self._limits[key] = GlobalLimit(spec.concurrency)
+            pool = client_pool(m)
+            if pool is not None:
+                for ep in pool.endpoints:  # one limit per endpoint, across all workers
+                    self._limits[limit_key(key, ep.index)] = GlobalLimit(spec.concurrency)
                 view: RemoteModel = RemoteClient(m.name, m.base_url, spec.concurrency)
             else:
                 view = RemoteModel(m.name, m.base_url)
@@ -280,26 +283,48 @@ class RayRunner(Runner):
         """Read every worker's client stats and tallies; move the limits; sum the stats. Returns
         how many workers answered."""
         reports = await asyncio.gather(*(a.report.remote() for a in self._actors), return_exceptions=True)
-        for key, view in self._views.items():
-            if not isinstance(view, RemoteClient):
-                continue
+        answered = [r for r in reports if not isinstance(r, BaseException)]
+        moved: set[str] = set()
+        for _, tallies in answered:
+            for key, tally in tallies.items():
+                lim = self._limits.get(key)
+                if lim is not None and lim.add(tally):
+                    moved.add(key)
+        for key in moved:
             lim = self._limits[key]
-            got: list[ClientStats] = []
-            for r in reports:
-                if isinstance(r, BaseException) or key not in r:
-                    continue
-                stats, tally = r[key]
-                if stats is not None:
-                    got.append(stats)
-                if isinstance(tally, Tally) and lim.add(tally):
-                    for a, share in zip(self._actors, shares(lim.limit, len(self._actors))):
-                        a.set_limit.remote(key, share, lim.generation)
-            if got:
-                retries: dict[str, int] = {}
-                for s in got:
-                    for k, v in s.retries.items():
-                        retries[k] = retries.get(k, 0) + v
-                worst = next((b for b in ("down", "open") if any(s.breaker == b for s in got)), "closed")
-                view.current = ClientStats(lim.limit, lim.aimd.maximum, lim.aimd.lowest,
-                                           sum(s.in_flight for s in got), retries, worst)
-        return sum(not isinstance(r, BaseException) for r in reports)
+            for a, share in zip(self._actors, shares(lim.limit, len(self._actors))):
+                a.set_limit.remote(key, share, lim.generation)
+        for name, view in self._views.items():
+            got = [stats[name] for stats, _ in answered if name in stats]
+            if isinstance(view, RemoteClient) and got:
+                view.current = self._sum(name, got)
+        return len(answered)
+
+    def _sum(self, name: str, got: list[ClientStats]) -> ClientStats:
+        """The workers' stats of one model as one client's: limits and lowest are the driver's,
+        calls in flight and retries summed, per endpoint too; a breaker state the worst any
+        worker sees."""
+        def worst(states: list[str]) -> str:
+            return next((b for b in ("down", "open") if b in states), "closed")
+
+        def add(into: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+            for k, v in more.items():
+                into[k] = into.get(k, 0) + v
+            return into
+
+        endpoints = []
+        for i, eps in enumerate(zip(*(s.endpoints for s in got))):
+            lim = self._limits[limit_key(name, i)]
+            retries: dict[str, int] = {}
+            for e in eps:
+                add(retries, e.retries)
+            endpoints.append(EndpointStats(eps[0].url, sum(e.calls for e in eps), retries, lim.limit, lim.aimd.lowest,
+                                           sum(e.in_flight for e in eps), worst([e.breaker for e in eps]),
+                                           max(e.trips for e in eps)))
+        retries = {}
+        for s in got:
+            add(retries, s.retries)
+        limit = min(self.spec.concurrency, sum(e.limit for e in endpoints)) if endpoints else self.spec.concurrency
+        lowest = min(self.spec.concurrency, sum(e.lowest for e in endpoints)) if endpoints else limit
+        return ClientStats(limit, self.spec.concurrency, lowest, sum(s.in_flight for s in got), retries,
+                           worst([s.breaker for s in got]), endpoints)

@@ -22,9 +22,10 @@ from typing import Any
 from .._version import __version__
 from ..env import TextEnv
 from ..episode import EnvCaller, RecentSet
+from ..models import schemes
 from ..models.base import ChatModel, ClientStats, EndpointDown, backoff_sleep
-from ..models.breaker import CLOSED, DOWN, CircuitBreaker
-from ..models.limiter import AdaptiveLimiter
+from ..models.breaker import CLOSED, DOWN
+from ..models.endpoints import EndpointPool
 from ..plan_queue import Place, Places
 from ..registry import resolve
 from ..rollout import Setup, play
@@ -39,10 +40,25 @@ Outcome = tuple[EpisodeRecord | None, str | None]
 a re-run resumes it)."""
 
 
-def client_limiters(model: Any) -> list[AdaptiveLimiter]:
-    """The in-flight limiters of an endpoint client (none for an in-process model)."""
-    lim = getattr(model, "limiter", None)
-    return [lim] if isinstance(lim, AdaptiveLimiter) else []
+def client_pool(model: Any) -> EndpointPool | None:
+    """The endpoints of an endpoint client (None for an in-process model)."""
+    pool = getattr(model, "pool", None)
+    return pool if isinstance(pool, EndpointPool) else None
+
+
+def limit_key(model: str, index: int) -> str:
+    """The key of one endpoint's limit: ``policy/0``, ``judge/1``..."""
+    return f"{model}/{index}"
+
+
+def _transport(spec: RunSpec) -> str:
+    """The transport a local run of ``spec`` would use (by its whole ``concurrency``, not a worker's
+    share: aiohttp's lower CPU per call is what matters at C = 256 even with 128 per worker)."""
+    if spec.transport != "auto" or schemes.in_process(spec.model, spec.base_url):
+        return spec.transport
+    from ..models.openai_compat import pick_transport
+
+    return pick_transport("auto", spec.concurrency)
 
 
 class EpisodeWorker:
@@ -59,7 +75,7 @@ class EpisodeWorker:
         self.limits = limits
         self.setup: Setup | None = None
         self.limiters: dict[str, SharedLimiter] = {}
-        self.breakers: list[CircuitBreaker] = []
+        self.pools: list[EndpointPool] = []
         self._free: list[dict[int, TextEnv]] = []
         self.places = Places(share, BACKOFF_ALIVE * share, spawn=lambda: None)  # a batch's episodes are tasks already
         self._ready: asyncio.Task[str | None] | None = None
@@ -98,20 +114,21 @@ class EpisodeWorker:
             except Exception as exc:  # noqa: BLE001
                 return f"envs: cannot create {ref} on a Ray worker: {type(exc).__name__}: {one_line(exc, 200)}"
             classes.append((name, cls))
-        local = spec.model_copy(update={"concurrency": self.share})  # this worker's client: its share of the pool
+        # this worker's clients: its share of the run's concurrency, on the transport a local run would pick for the whole
+        local = spec.model_copy(update={"concurrency": self.share, "transport": _transport(spec)})
         model = build_model(local)
         judge = model if spec.judge_is_policy() else build_model(local, judge=True)
-        for key, m in (("policy", model), ("judge", judge)):
-            if key == "judge" and judge is model:
+        for name, m in (("policy", model), ("judge", judge)):
+            if name == "judge" and judge is model:
                 break
-            for lim in client_limiters(m):
+            pool = client_pool(m)
+            if pool is None:
+                continue
+            self.pools.append(pool)
+            for ep in pool.endpoints:  # each endpoint's limit is the driver's (limits.py)
+                key = limit_key(name, ep.index)
                 limit, generation = self.limits.get(key, (self.share, 0))
-                shared = SharedLimiter(lim.maximum, limit, generation)
-                m.limiter = shared  # type: ignore[attr-defined]
-                self.limiters[key] = shared
-            b = getattr(m, "breaker", None)
-            if isinstance(b, CircuitBreaker):
-                self.breakers.append(b)
+                ep.limiter = self.limiters[key] = SharedLimiter(ep.limiter.maximum, limit, generation)
         executor = ThreadPoolExecutor(max_workers=max(1, min(self.share, 64)), thread_name_prefix="agentsynth-env")
         callers = [EnvCaller(executor, inline_ok=not uses) for uses in self.needs_model]
         self.setup = Setup(spec, self.run_id, classes, configs, callers, self.needs_model, model, judge, RecentSet())
@@ -123,19 +140,18 @@ class EpisodeWorker:
         if key in self.limiters:
             self.limiters[key].set_limit(limit, generation)
 
-    def report(self) -> dict[str, tuple[ClientStats | None, Tally | None]]:
-        """Per endpoint: the client's stats and the answers counted since the last report."""
-        out: dict[str, tuple[ClientStats | None, Tally | None]] = {}
+    def report(self) -> tuple[dict[str, ClientStats], dict[str, Tally]]:
+        """Each endpoint client's stats (``policy``, ``judge``) and each endpoint's answers counted
+        since the last report (by :func:`limit_key`)."""
+        stats: dict[str, ClientStats] = {}
         s = self.setup
-        if s is None:
-            return out
-        for key, m in (("policy", s.model), ("judge", s.judge)):
-            if key == "judge" and s.judge is s.model:
-                break
-            stats = m.stats() if callable(getattr(m, "stats", None)) else None  # type: ignore[attr-defined]
-            lim = self.limiters.get(key)
-            out[key] = (stats, lim.take_tally() if lim is not None else None)
-        return out
+        if s is not None:
+            for name, m in (("policy", s.model), ("judge", s.judge)):
+                if name == "judge" and s.judge is s.model:
+                    break
+                if callable(getattr(m, "stats", None)):
+                    stats[name] = m.stats()  # type: ignore[attr-defined]
+        return stats, {key: lim.take_tally() for key, lim in self.limiters.items()}
 
     async def run(self, batch: list[tuple[PlannedEpisode, dict[str, int] | None]], run_id: str) -> list[Outcome]:
         """Play a batch of planned episodes (with their carries) of run ``run_id``, all at once
@@ -147,10 +163,10 @@ class EpisodeWorker:
 
     async def _one(self, p: PlannedEpisode, carry: dict[str, int] | None) -> Outcome:
         assert self.setup is not None
-        for b in self.breakers:  # start nothing while an endpoint is silent
-            if b.state != CLOSED:
+        for pool in self.pools:  # start nothing while a model has no usable endpoint
+            if pool.state != CLOSED:
                 try:
-                    await b.wait_usable()
+                    await pool.wait_usable()
                 except EndpointDown as exc:
                     return None, str(exc)
         mine = self._free.pop() if self._free else {}
@@ -168,7 +184,7 @@ class EpisodeWorker:
             place.leave()
             self._free.append(mine)
         if rec.episode["status"] != "ok":
-            down = next((b.error for b in self.breakers if b.state == DOWN), None)
+            down = next((pool.down_error() for pool in self.pools if pool.state == DOWN), None)
             if down is not None:  # failed because the endpoint went down: left for a re-run
                 return None, str(down)
         return rec, None

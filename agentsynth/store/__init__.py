@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from .connection import StoreError, connect
+from .connection import StoreError, StoreLocked, connect
 
 DEFAULT_STORE = Path("runs") / "agentsynth.duckdb"
 
@@ -63,7 +63,12 @@ class FileAccessRefused(ReadOnlyViolation):
 
 class Store:
     """A read-only view of a store file. Queries return DuckDB relations (``.to_arrow_table()``,
-    ``.df()``, ``.pl()``, ``.fetchall()``).
+    ``.df()``, ``.pl()``, ``.fetchall()``) over their fetched result.
+
+    The file is held only while a query runs: each :meth:`sql` opens it read-only, runs the query,
+    fetches the result and closes it. So a Store kept open in a notebook never keeps a run from
+    starting or writing, and a query made while a run writes sees the episodes it has committed
+    (up to about a second old). The price: a result is held in memory, so select what you need.
 
     Queries read the store only: file-reading functions (``read_csv``, ``read_parquet``,
     ``read_blob``, ``glob``, ...), ``ATTACH`` and extensions are refused unless ``allow_files``."""
@@ -71,25 +76,35 @@ class Store:
     def __init__(self, path: str | Path = DEFAULT_STORE, *, allow_files: bool = False):
         self.path = Path(path)
         self.allow_files = allow_files
-        self.con = connect(self.path, read_only=True, allow_files=allow_files)
+        connect(self.path, read_only=True, allow_files=allow_files).close()  # fail now: missing, foreign, newer
+        self._results = duckdb.connect()  # in memory: holds fetched results, never the store
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
         """Run a read-only query; raise :class:`ReadOnlyViolation` for anything that writes and
-        :class:`FileAccessRefused` for a file read without ``allow_files`` (or, for a table function
-        DuckDB binds lazily, ``duckdb.PermissionException`` when the relation is fetched)."""
+        :class:`FileAccessRefused` for a file read without ``allow_files``."""
         check_read_only(query)
+        con = connect(self.path, read_only=True, allow_files=self.allow_files)
         try:
-            return self.con.sql(query) if params is None else self.con.sql(query, params=params)
+            rel = con.sql(query) if params is None else con.sql(query, params=params)
+            if rel is None:
+                return None  # type: ignore[return-value]  # a statement without a result set
+            table = rel.to_arrow_table()
         except duckdb.PermissionException as exc:
             raise FileAccessRefused(file_refusal(exc)) from None
+        finally:
+            con.close()
+        return self._results.from_arrow(table)
 
     def table(self, name: str) -> duckdb.DuckDBPyRelation:
-        """One table as a relation (e.g. ``store.table("episodes").filter("status = 'ok'")``)."""
-        return self.con.table(name)
+        """One table as a relation (e.g. ``store.table("episodes").filter("status = 'ok'")``); the
+        whole table is fetched, so prefer :meth:`sql` with a ``WHERE`` on a large store."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise StoreError(f"not a table name: {name!r}")
+        return self.sql(f'SELECT * FROM "{name}"')
 
     def close(self) -> None:
-        """Release the file (other processes can then write it)."""
-        self.con.close()
+        """Drop fetched results (the store's file is not held between queries)."""
+        self._results.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -113,5 +128,5 @@ def open_store(path: str | Path = DEFAULT_STORE, *, allow_files: bool = False) -
     return Store(path, allow_files=allow_files)
 
 
-__all__ = ["DEFAULT_STORE", "FileAccessRefused", "ReadOnlyViolation", "Store", "StoreError", "check_read_only",
+__all__ = ["DEFAULT_STORE", "FileAccessRefused", "ReadOnlyViolation", "Store", "StoreError", "StoreLocked", "check_read_only",
            "file_refusal", "open_store"]

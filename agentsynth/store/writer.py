@@ -1,14 +1,22 @@
 """The single store writer: finished episodes stream in, batched transactions go out.
 
-One thread owns the write connection while a run is going. Each batch (up to ``batch_size``
-episodes or ``interval`` seconds' worth) is one transaction holding the episodes, their tasks,
-messages and signals, so after a crash (even SIGKILL) an episode is either wholly in the store or
-not at all. Rows go in as Arrow tables: ~100x faster than row-by-row inserts in DuckDB.
+One thread writes while a run is going. Each batch (up to ``batch_size`` episodes or ``interval``
+seconds' worth) is one transaction holding the episodes, their tasks, messages and signals, so
+after a crash (even SIGKILL) an episode is either wholly in the store or not at all. Rows go in as
+Arrow tables: ~100x faster than row-by-row inserts in DuckDB.
+
+The thread opens the store's file only to write what is queued and closes it at once (tens of
+milliseconds a second), so other processes (``agentsynth view``, ``sql``, ``runs``, ``audit``,
+``export``, a notebook's :func:`~agentsynth.open_store`) read the store while the run goes on and
+see episodes at most ``interval`` plus a batch's write old. When a reader holds the file, what is
+queued waits for the next try (the runner stops taking new episodes while too much is queued).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 from collections import deque
 from operator import itemgetter
 from dataclasses import dataclass, field
@@ -17,6 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .connection import StoreLocked, connect
 from .transaction import transaction
 
 _SCHEMAS = {
@@ -88,17 +97,24 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any
 
 
 class StoreWriter:
-    """Owns the write connection; :meth:`submit` from the event loop, :meth:`close` at the end.
+    """Writes a run's episodes into the store at ``path``: :meth:`submit` from the event loop,
+    :meth:`close` at the end.
 
     Submitting is a deque append (no lock, no wake-up per episode); the thread wakes when a batch
-    is full or every ``interval`` seconds.
+    is full or every ``interval`` seconds, opens the file, writes everything queued and closes it.
+    While another process holds the file it retries each ``interval``; :meth:`close` waits up to
+    ``close_wait`` seconds for it before giving up (what is not written then is run again when
+    the same command is re-run).
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, batch_size: int = 1000, interval: float = 0.5):
-        self.con = con
+    def __init__(self, path: str | Path, *, batch_size: int = 1000, interval: float = 1.0, close_wait: float = 600.0):
+        self.path = Path(path)
         self.batch_size = batch_size
         self.interval = interval
+        self.close_wait = close_wait
         self.written = 0
+        self.opens = 0  # times the file was opened to write (a benchmark figure)
+        self.held_by: str | None = None  # why the last try could not open the file (None: it could)
         self.error: BaseException | None = None
         self._pending: deque[EpisodeRecord] = deque()
         self._wake = threading.Event()
@@ -127,21 +143,45 @@ class StoreWriter:
             raise RuntimeError(f"store writer failed: {self.error}") from self.error
 
     def _loop(self) -> None:
+        closing_since: float | None = None
         while True:
-            self._wake.wait(self.interval)
+            self._wake.wait(self.interval if closing_since is None else 0.05)  # closing: retry a held file soon
             self._wake.clear()
-            closing = self._closing
+            if self._closing and closing_since is None:
+                closing_since = time.monotonic()
+            if self._pending and self.error is None:
+                self._write_queued()
+            if closing_since is not None and (not self._pending or self.error is not None):
+                return
+            if closing_since is not None and time.monotonic() - closing_since > self.close_wait:
+                self.error = StoreLocked(f"{len(self._pending)} finished episode(s) not written: {self.held_by}")
+                return
+
+    def _write_queued(self) -> None:
+        """Open the file (without waiting: a held file is retried next time), write every queued
+        episode in batches of ``batch_size``, close it."""
+        try:
+            con = connect(self.path, read_only=False, create=False, wait=0, migrate=False)
+        except StoreLocked as exc:
+            self.held_by = str(exc)
+            return
+        except BaseException as exc:  # noqa: BLE001 - surfaced through submit/close
+            self.error = exc
+            return
+        self.held_by = None
+        self.opens += 1
+        try:
             while self._pending and self.error is None:
                 batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
                 try:
-                    self._flush(batch)
+                    self._flush(con, batch)
                     self.written += len(batch)
                 except BaseException as exc:  # noqa: BLE001 - surfaced through submit/close
                     self.error = exc
-            if closing:
-                return
+        finally:
+            con.close()
 
-    def _flush(self, batch: list[EpisodeRecord]) -> None:
+    def _flush(self, con: duckdb.DuckDBPyConnection, batch: list[EpisodeRecord]) -> None:
         tasks = {r.task["task_id"]: r.task for r in batch if r.task is not None}
         if any(r.replaces for r in batch):  # a run's own retry of an episode may share its batch: the last wins
             last = {r.episode["episode_id"]: i for i, r in enumerate(batch)}
@@ -150,7 +190,6 @@ class StoreWriter:
         messages = [m for r in batch for m in r.messages]
         signals = [s for r in batch for s in r.signals]
         replaced = [r.episode["episode_id"] for r in batch if r.replaces]
-        con = self.con
         with transaction(con):
             if replaced:
                 ids = pa.table({"episode_id": pa.array(replaced, pa.string())})
