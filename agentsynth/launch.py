@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .runner import Runner
 from .run_report import RunResult
+from .runner import Runner
 from .spec import RaySpec, RunSpec, load_spec
 
 RayArg = bool | str | RaySpec | dict[str, Any] | None

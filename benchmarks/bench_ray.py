@@ -186,12 +186,12 @@ def compare(title: str, make_spec, workers: int, repeat: int, exclude: set[int],
 def bench_cpu(args: argparse.Namespace, tmp: str) -> None:
     def spec(name: str, i: int) -> agentsynth.RunSpec:
         return agentsynth.RunSpec(name=name, store=f"{tmp}/cpu-{name}.duckdb", samples=args.code_samples,
-                                  concurrency=16, envs=[agentsynth.EnvSpec(id="code", tasks=args.code_tasks,
+                                  concurrency=args.code_concurrency, envs=[agentsynth.EnvSpec(id="code", tasks=args.code_tasks,
                                                                           seed_start=i * args.code_tasks,
                                                                           feedback=["binary", "hint"])])
 
     compare(f"1. CPU-bound: code domain, sandbox on, in-process sim; {args.code_tasks} tasks x {args.code_samples} "
-            f"samples x 2 channels, concurrency 16; Ray: {args.workers} workers", spec, args.workers, args.repeat, set())
+            f"samples x 2 channels, concurrency {args.code_concurrency}; Ray: {args.workers} workers", spec, args.workers, args.repeat, set())
 
 
 def bench_http(args: argparse.Namespace, tmp: str) -> list[M]:
@@ -259,12 +259,14 @@ def bench_writer(args: argparse.Namespace, tmp: str, ray_http: list[M]) -> None:
         records.append(EpisodeRecord(ep, tasks[e["task_id"]] if i < len(eps) else None,
                                      [(eid, *m[1:]) for m in msgs[e["episode_id"]]],
                                      [(eid, *s[1:]) for s in sigs[e["episode_id"]]]))
-    writer = StoreWriter(w)
+    w.close()
+    writer = StoreWriter(dst)  # as a run's: opens the file per batch
     c0, t0 = time.process_time(), time.perf_counter()
     for r in records:
         writer.submit(r)
     writer.close()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    w = connect(dst, read_only=True)
     stored = w.execute("SELECT count(*) FROM episodes").fetchone()[0]
     w.close()
     rate = stored / wall
@@ -295,6 +297,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--code-tasks", type=int, default=60)
     ap.add_argument("--code-samples", type=int, default=2)
+    ap.add_argument("--code-concurrency", type=int, default=32)
     ap.add_argument("--episodes", type=int, default=8000, help="HTTP episodes per measurement")
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--writer-episodes", type=int, default=100_000)

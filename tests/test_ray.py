@@ -5,6 +5,7 @@ before any episode runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,21 +13,23 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
-import agentsynth
-from agentsynth.scaleout.cluster import ClusterError
-from agentsynth.scaleout.driver import RayRunner
-from agentsynth.scaleout.limits import GlobalLimit, SharedLimiter, Tally, shares
-from agentsynth.sim.process import running_server
-from agentsynth.sim.server import Faults
-from agentsynth.spec import RaySpec
+ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (.ci/run installs it)")
 
-from conftest import ROOT, cli, free_port, q, write_spec
+import agentsynth  # noqa: E402
+from agentsynth.scaleout.cluster import ClusterError  # noqa: E402
+from agentsynth.scaleout.driver import RayRunner  # noqa: E402
+from agentsynth.scaleout.limits import GlobalLimit, SharedLimiter, Tally, shares  # noqa: E402
+from agentsynth.sim.process import running_server  # noqa: E402
+from agentsynth.sim.server import Faults  # noqa: E402
+from agentsynth.spec import RaySpec  # noqa: E402
+
+from conftest import ROOT, cli, free_port, q, write_spec  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -196,7 +199,7 @@ SCRIPT = '''
 import sys, threading
 import agentsynth
 from agentsynth import TextEnv
-from agentsynth.scaleout.cluster import ClusterError
+from agentsynth.scaleout.cluster import ClusterError  # noqa: E402
 
 
 class Echo(TextEnv):
@@ -275,3 +278,16 @@ def test_the_driver_killed_mid_run_resumes_with_the_same_command(tmp_path: Path,
     assert q(store, "SELECT count(*), count(DISTINCT episode_id), count(*) FILTER (status = 'ok') FROM episodes") == [
         (planned, planned, planned)]
     assert q(store, "SELECT status, sessions FROM runs") == [("completed", 2)]
+
+
+def test_several_endpoints_each_get_one_limit_across_workers(tmp_path: Path) -> None:
+    """base_url a list, on Ray: calls spread over both servers, each endpoint's figures summed over
+    the workers in the summary."""
+    with running_server() as a, running_server() as b:
+        spec = _spec(tmp_path / "s.duckdb", model="sim", base_url=[a, b], concurrency=16,
+                     envs=[agentsynth.EnvSpec(id="arithmetic", tasks=100, max_turns=1, feedback="binary")])
+        result = agentsynth.run(spec, ray=TWO, status_every_s=0.05)
+        served = [json.loads(urllib.request.urlopen(u.removesuffix("/v1") + "/stats").read())["ok"] for u in (a, b)]
+    assert (result.status, result.ok) == ("completed", 200)
+    assert sum(served) == 200 and min(served) > 40, served
+    assert [e.calls for e in result.endpoints] == served
