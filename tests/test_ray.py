@@ -47,7 +47,7 @@ SAME = {  # what must not differ between a local run and a Ray run of one spec
 def ray_instance() -> Iterator[None]:
     """One local Ray instance for the module; its workers import this checkout."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "RAY_worker_niceness": "0"}})
     try:
         yield
     finally:
