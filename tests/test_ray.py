@@ -291,3 +291,11 @@ def test_several_endpoints_each_get_one_limit_across_workers(tmp_path: Path) -> 
     assert (result.status, result.ok) == ("completed", 200)
     assert sum(served) == 200 and min(served) > 40, served
     assert [e.calls for e in result.endpoints] == served
+
+
+def test_the_readme_ray_table_is_a_valid_spec_table() -> None:
+    import tomllib
+
+    text = (ROOT / "README.md").read_text().split("## Scaling out on Ray", 1)[1].split("\n## ", 1)[0]
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert RaySpec.model_validate(tomllib.loads(block)["ray"]) == RaySpec(address="auto", workers=8, cpus_per_worker=1)
