@@ -92,6 +92,8 @@ class RaySpec(BaseModel):
     address: str | None = Field(None, description="cluster address; unset or 'local': start a local Ray instance")
     workers: int | None = Field(None, ge=1, le=10_000, description="worker actors; default: the cluster's CPUs / cpus_per_worker")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves for each worker actor")
+    silent_s: float = Field(20.0, gt=0, le=3600, description=(
+        "seconds no worker may answer the driver before the run ends interrupted (the cluster went away)"))
 
 
 class RunSpec(BaseModel):

@@ -5,6 +5,7 @@ before any episode runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -298,4 +299,60 @@ def test_the_readme_ray_table_is_a_valid_spec_table() -> None:
 
     text = (ROOT / "README.md").read_text().split("## Scaling out on Ray", 1)[1].split("\n## ", 1)[0]
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
-    assert RaySpec.model_validate(tomllib.loads(block)["ray"]) == RaySpec(address="auto", workers=8, cpus_per_worker=1)
+    assert RaySpec.model_validate(tomllib.loads(block)["ray"]) == RaySpec(address="auto", workers=8, cpus_per_worker=1, silent_s=20)
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process under ``pid``."""
+    kids: dict[int, list[int]] = {}
+    cmds: dict[int, str] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+                cmds[int(d)] = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], list(kids.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append((p, cmds.get(p, "")))
+        todo += kids.get(p, [])
+    return out
+
+
+def test_the_cluster_going_away_ends_the_run_interrupted(tmp_path: Path, store: Path) -> None:
+    """The run's own local instance killed under it (its GCS, raylet and workers, as a lost head
+    node): one line, exit 1, the run stored as interrupted with what finished."""
+    spec = write_spec(tmp_path / "s.toml", f"""
+        name = "gone"
+        store = "{store}"
+        [ray]
+        workers = 2
+        silent_s = 3
+        [[envs]]
+        id = "arithmetic"
+        tasks = 50000
+        """)
+    env = {**{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q", "--ray"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not store.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    ray_procs = [p for p, cmd in _descendants(proc.pid) if "gcs_server" in cmd or "raylet" in cmd or "ray::" in cmd]
+    assert ray_procs
+    for p in ray_procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: run gone interrupted: the Ray cluster went away (") and last.endswith(
+        "the episodes that finished are stored: run the same command again to resume"), err
+    (status, n, distinct), = q(store, "SELECT r.status, count(e.episode_id), count(DISTINCT e.episode_id) "
+                                      "FROM runs r LEFT JOIN episodes e USING (run_id) GROUP BY 1")
+    assert status == "interrupted" and 0 < n == distinct < 50000

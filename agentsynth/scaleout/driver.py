@@ -35,9 +35,6 @@ READY_S = 180.0
 """How long workers may take to start (a cold node imports Ray, agentsynth and the environments)."""
 RESTART_S = 60.0
 """How long a dead worker may take to come back before the driver stops counting on it."""
-SILENT_S = 20.0
-"""How long no worker may answer the driver's polls before it takes the cluster for gone (its
-head or the local Ray processes died: calls to the workers would wait forever)."""
 
 
 class RemoteModel:
@@ -82,7 +79,7 @@ class RayRunner(Runner):
         self._views: dict[str, RemoteModel] = {}
         self._restarting: dict[int, asyncio.Task[bool]] = {}
         self._lost: str | None = None
-        self.silent = False  # no worker answered for SILENT_S: the cluster is gone
+        self.silent = False  # no worker answered for [ray] silent_s: the cluster is gone
 
     async def arun(self) -> RunResult:
         """Check the environments, connect, start and check the workers, then run (the local
@@ -262,7 +259,8 @@ class RayRunner(Runner):
 
     async def _poll(self, c: Any, lanes: list[asyncio.Task[None]]) -> None:
         """Every ``status_every_s``: the workers' figures (limits, progress); and the watchdog: when
-        no worker has answered for ``SILENT_S`` the cluster is gone, the lanes stop."""
+        no worker has answered for ``[ray] silent_s`` the cluster is gone (its head or its nodes
+        died: calls to the workers would wait forever), the lanes stop."""
         loop = asyncio.get_running_loop()
         answered = loop.time()
         while True:
@@ -270,9 +268,9 @@ class RayRunner(Runner):
             with contextlib.suppress(Exception):
                 if await asyncio.wait_for(self._poll_once(), max(1.0, 4 * self.status_every_s)):
                     answered = loop.time()
-            if loop.time() - answered > SILENT_S:
+            if loop.time() - answered > self.ray_spec.silent_s:
                 self.silent = True
-                self._lost = self._lost or f"no Ray worker answered for {SILENT_S:g}s"
+                self._lost = self._lost or f"no Ray worker answered for {self.ray_spec.silent_s:g}s"
                 for t in lanes:
                     t.cancel()
                 return
