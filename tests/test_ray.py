@@ -269,7 +269,8 @@ def test_the_driver_killed_mid_run_resumes_with_the_same_command(tmp_path: Path,
     while not store.exists():  # the workers are up once the run began (the store is opened after they are)
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    time.sleep(1.5)
+    time.sleep(3.0)  # a few of the writer's batches (it writes about once a second)
+    assert proc.poll() is None, "the run ended before the kill: make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n, distinct = q(store, "SELECT count(*), count(DISTINCT episode_id) FROM episodes")[0]
