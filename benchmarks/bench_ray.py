@@ -298,7 +298,7 @@ def main() -> None:
     ap.add_argument("--code-tasks", type=int, default=60)
     ap.add_argument("--code-samples", type=int, default=2)
     ap.add_argument("--code-concurrency", type=int, default=32)
-    ap.add_argument("--episodes", type=int, default=8000, help="HTTP episodes per measurement")
+    ap.add_argument("--episodes", type=int, default=10_000, help="HTTP episodes per measurement (bench_http.py's default)")
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--writer-episodes", type=int, default=100_000)
     args = ap.parse_args()
