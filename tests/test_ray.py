@@ -357,3 +357,12 @@ def test_the_cluster_going_away_ends_the_run_interrupted(tmp_path: Path, store: 
     (status, n, distinct), = q(store, "SELECT r.status, count(e.episode_id), count(DISTINCT e.episode_id) "
                                       "FROM runs r LEFT JOIN episodes e USING (run_id) GROUP BY 1")
     assert status == "interrupted" and 0 < n == distinct < 50000
+
+
+def test_the_library_does_not_import_ray_unless_a_run_asks_for_it() -> None:
+    probe = ("import sys, agentsynth, agentsynth.cli, agentsynth.launch, agentsynth.scaleout.cluster;"
+             "agentsynth.launch.make_runner(agentsynth.RunSpec(name='x', envs=[agentsynth.EnvSpec(id='arithmetic')]));"
+             "print('ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
