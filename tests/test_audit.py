@@ -120,6 +120,25 @@ def test_results_are_stored_and_deterministic_for_a_seed(sweep: Path, result) ->
            [(r.metric, r.estimate, r.ci_low, r.ci_high) for r in result.rows]
 
 
+def test_a_stored_audit_reads_back_as_the_same_tables(sweep: Path, result) -> None:
+    """stored_audit (what `agentsynth view` shows) gives the tables the audit printed when it ran."""
+    from agentsynth.analysis import report
+    from agentsynth.analysis.audit import stored_audit
+    from agentsynth.store.connection import connect
+
+    con = connect(sweep, read_only=True)
+    try:
+        back = stored_audit(con, result.audit_id)
+        assert stored_audit(con, "a-missing") is None
+    finally:
+        con.close()
+    assert (back.runs, back.run_ids, back.bootstrap, back.labels, back.channel_signal, back.domains) == \
+           (result.runs, result.run_ids, result.bootstrap, result.labels, result.channel_signal, result.domains)
+    for domain in [None, *result.domains]:
+        assert report.signal_table(back, domain) == report.signal_table(result, domain)
+        assert report.channel_table(back, domain) == report.channel_table(result, domain)
+
+
 def test_cli_formats_plots_and_per_domain(sweep: Path, tmp_path: Path) -> None:
     png, page = tmp_path / "a.png", tmp_path / "a.html"
     out = cli("audit", "--store", str(sweep), "--by", "domain", "--plot", str(png), "--bootstrap", "100", "--no-save")

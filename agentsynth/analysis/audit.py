@@ -18,11 +18,13 @@ is always compared with self-consistency, never with itself.
 
 This module is the entry point, :func:`audit`: it picks the runs, loads their observations
 (:mod:`agentsynth.analysis.observations`), computes the figures
-(:mod:`agentsynth.analysis.figures`) and stores them (:mod:`agentsynth.analysis.results`).
+(:mod:`agentsynth.analysis.figures`) and stores them (:mod:`agentsynth.analysis.results`);
+:func:`stored_audit` reads a stored audit back.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,8 +33,8 @@ from typing import Any
 from ..store.connection import StoreError, connect
 from ..store.probes import describe_flags, latest_flags
 from .figures import compute
-from .observations import _load  # package-internal
-from .results import AuditResult, _save  # package-internal
+from .observations import _load, channel_signals  # package-internal
+from .results import AuditResult, AuditRow, _save  # package-internal
 
 
 def resolve_runs(con: Any, runs: list[str] | None) -> tuple[list[str], list[str]]:
@@ -83,6 +85,30 @@ def audit(store: str | Path, runs: list[str] | None = None, *, bootstrap: int = 
         return result
     finally:
         con.close()
+
+
+def stored_audit(con: Any, audit_id: str) -> AuditResult | None:
+    """The audit ``audit_id`` as stored in ``audits`` / ``audit_results`` (None if there is none),
+    with its signals' labels, its channels' signals and the probe flags as they are now."""
+    head = con.execute("SELECT run_ids::VARCHAR, run_names::VARCHAR, bootstrap, confidence, min_tasks FROM audits "
+                       "WHERE audit_id = ?", [audit_id]).fetchone()
+    if head is None:
+        return None
+    run_ids, names = json.loads(head[0]), json.loads(head[1])
+    rows = [AuditRow(*r) for r in con.execute(
+        "SELECT scope, name, domain, metric, estimate, ci_low, ci_high, n, n_tasks, coalesce(note, '') FROM audit_results "
+        "WHERE audit_id = ? ORDER BY scope, name, domain NULLS FIRST, metric", [audit_id]).fetchall()]
+    signals = sorted({r.name for r in rows if r.scope == "signal"})
+    labels = {name: {"source": src, "openness": op, "meta_level": ml, "task_relevant": tr}
+              for name, src, op, ml, tr in con.execute(
+                  "SELECT name, source, openness, meta_level, task_relevant FROM signal_types WHERE list_contains(?, name)",
+                  [signals]).fetchall()}
+    return AuditResult(
+        audit_id=audit_id, runs=names, run_ids=run_ids, bootstrap=head[2], confidence=head[3], min_tasks=head[4],
+        rows=rows, labels={s: labels.get(s, {}) for s in signals}, channel_signal=channel_signals(con, run_ids),
+        domains=sorted({r.domain for r in rows if r.domain is not None}), saved=True,
+        probe_flags=_probe_flags(con, run_ids),
+    )
 
 
 def _probe_flags(con: Any, run_ids: list[str]) -> dict[str, str]:

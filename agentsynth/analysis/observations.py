@@ -173,6 +173,14 @@ def _match(keys: np.ndarray, lookup: np.ndarray) -> np.ndarray:
     return np.where(lookup[found] == keys, found, -1)
 
 
+def channel_signals(con: Any, run_ids: list[str]) -> dict[str, str]:
+    """Feedback channel -> the signal shown to the agent on it (its ``feedback`` role), in the runs."""
+    return dict(con.execute(
+        """SELECT e.feedback, any_value(s.name) FROM signals s JOIN episodes e USING (episode_id)
+           WHERE list_contains($runs, e.run_id) AND s.role = 'feedback' GROUP BY 1""", {"runs": run_ids},
+    ).fetchall())
+
+
 def _load(con: Any, run_ids: list[str], pool: ThreadPoolExecutor, bootstrap: int, seed: int) -> _Data:
     """Read the runs' data; the bootstrap weights are drawn in ``pool`` meanwhile (numpy releases the GIL)."""
     params: dict[str, Any] = {"runs": run_ids}
@@ -208,10 +216,7 @@ def _load(con: Any, run_ids: list[str], pool: ThreadPoolExecutor, bootstrap: int
             "SELECT name, source, openness, meta_level, task_relevant FROM signal_types"
         ).fetchall()
     }
-    channel_signal = dict(con.execute(
-        """SELECT e.feedback, any_value(s.name) FROM signals s JOIN episodes e USING (episode_id)
-           WHERE list_contains($runs, e.run_id) AND s.role = 'feedback' GROUP BY 1""", params,
-    ).fetchall())
+    channel_signal = channel_signals(con, run_ids)
     _release(con)
     ep = position[sig["ei"]]  # per graded turn: its episode's index
     n = len(ep)

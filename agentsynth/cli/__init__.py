@@ -1,4 +1,4 @@
-"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop, probe.
+"""The ``agentsynth`` command: run, sql, runs, envs, regrade, audit, export, eval, serve, student, train, loop, probe, view.
 
 Errors print one line on stderr and exit non-zero: 1 when a run ended with failed episodes or a
 command failed, 2 for bad input (a malformed spec, an unknown environment, a refused query).
@@ -314,8 +314,9 @@ def _register_commands() -> None:
     from .probe import probe
     from .serve import serve
     from .student import student, train_cmd
+    from .view import view
 
-    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop, probe):
+    for cmd in (serve, audit, export_cmd, eval_cmd, student, train_cmd, loop, probe, view):
         main.add_command(cmd)
 
 

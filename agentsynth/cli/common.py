@@ -3,7 +3,9 @@ a run or an evaluation, and tables of rows."""
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -159,3 +161,24 @@ def spec_envs(spec_path: str, only: list[str]) -> tuple[list[str], dict[str, dic
     if missing:
         fail(f"{missing[0]}: not an environment of {spec_path} (it has {', '.join(e.id for e in spec.envs)})")
     return list(dict.fromkeys(ids)), {e.id: dict(e.kwargs) for e in spec.envs if e.id in ids and e.kwargs}
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything is printed, when ``host:port`` cannot be listened on
+    (``serve`` and ``view``)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(bind_error(host, port, exc))
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """The one line for an ``OSError`` from listening on ``host:port``."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {host}:{port}: the port is in use (another `agentsynth serve`, `agentsynth view` or server?); "
+                "stop it or choose another --port")
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges); choose another --port"
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {host}:{port}: {reason}"

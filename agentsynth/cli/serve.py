@@ -3,15 +3,13 @@ HTTP API, optionally with injected faults and latency."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 from typing import Any
 
 import click
 
-from .common import fail
+from .common import bind_error, check_port, fail
 
 
 @click.command("serve")
@@ -76,31 +74,12 @@ def serve(host: str, port: int, student_path: str | None, model_name: str | None
     key = None
     if api_key_env:
         key = os.environ.get(api_key_env) or fail(f"environment variable {api_key_env} is not set")
-    _check_port(host, port)
+    check_port(host, port)
     try:
         serve_app(host, port, params=params, model_name=model_name, faults=faults, latency_s=latency_ms / 1000, api_key=key,
                   model=model)
     except OSError as exc:  # lost a race for the port after the check, or another bind error
-        fail(_bind_error(host, port, exc))
-
-
-def _check_port(host: str, port: int) -> None:
-    """Fail with one line, before anything is printed, when ``host:port`` cannot be listened on."""
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        fail(_bind_error(host, port, exc))
-
-
-def _bind_error(host: str, port: int, exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (f"cannot listen on {host}:{port}: the port is in use (another `agentsynth serve` or server?); "
-                "stop it or choose another --port")
-    if exc.errno == errno.EACCES:
-        return f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges); choose another --port"
-    reason = exc.strerror or str(exc)
-    return f"cannot listen on {host}:{port}: {reason}"
+        fail(bind_error(host, port, exc))
 
 
 def _parse_sim(items: tuple[str, ...]) -> dict[str, Any]:
