@@ -129,7 +129,8 @@ def connect(opts: RaySpec) -> Cluster:
         ray.init(address=address, **kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
         where = "start a local Ray instance" if address == LOCAL else f"connect to the Ray cluster at {address}"
-        raise ClusterError(f"cannot {where}: {one_line(exc)}") from None
+        hint = " (`ray start --head` starts one on this machine; --ray alone starts a local instance)" if address == "auto" else ""
+        raise ClusterError(f"cannot {where}: {one_line(exc)}{hint}") from None
     return Cluster(address, True, float(ray.cluster_resources().get("CPU", 0)))
 
 
