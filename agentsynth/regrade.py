@@ -133,9 +133,12 @@ def regrade(store: str | Path, run: str, graders: list[str], role: str = "score"
                 have.add((eid, turn, s.name))
                 new_rows.append((eid, turn, s.name, role, s.value, s.passed, s.feedback,
                                  json.dumps(s.details, sort_keys=True, default=str) if s.details else None, s.tokens))
+        # in episode order, carrying each episode's episode_seq: one episode's signals stay findable by it
+        seqs = dict(con.execute("SELECT episode_id, episode_seq FROM episodes WHERE run_id = ?", [run_id]).fetchall())
+        new_rows.sort(key=lambda r: (seqs[r[0]] or 0, r[1]))
         with transaction(con):
             store_runs.record_signal_types(con, types)
-            insert_rows(con, "signals", new_rows)
+            insert_rows(con, "signals", new_rows, seq=[seqs[r[0]] for r in new_rows])
         return RegradeResult(run, added, skipped, names)
     finally:
         con.close()

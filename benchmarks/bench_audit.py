@@ -79,6 +79,7 @@ def build_store(path: str, episodes: int, samples: int) -> dict[str, Any]:
     n_tasks = -(-episodes // samples)
     t0 = time.perf_counter()
     con = connect(path, read_only=False)
+    con.execute("SET enable_progress_bar = false")
     try:
         con.execute("SET preserve_insertion_order = false")
         domains = "[" + ", ".join(f"'{d}'" for d in DOMAINS) + "]"
@@ -156,55 +157,57 @@ def build_store(path: str, episodes: int, samples: int) -> dict[str, Any]:
             INSERT INTO episodes (episode_id, run_id, task_id, env_id, env_config, feedback, domain, seed, sample,
                                   status, turns, reward, terminated, truncated, passed_first, passed_last,
                                   prompt_tokens, completion_tokens, judge_tokens, attempts, tries, latency_s,
-                                  started_at, finished_at)
+                                  started_at, finished_at, episode_seq)
             SELECT be.episode_id, 'r-bench-audit', bt.task_id, bt.domain,
                    '{"difficulty": 2, "feedback": "' || be.chan || '", "max_turns": 2}', be.chan, bt.domain,
                    be.ti, be.sample, 'ok', r.turns, r.last::INT::DOUBLE, r.last, NOT r.last, r.first, r.last,
                    40 * r.turns, r.chars // 4, 160 * r.turns, 1, 1, 0.05 * r.turns,
                    TIMESTAMP '2026-01-01 00:00:00' + to_microseconds(be.ei * 3600),
-                   TIMESTAMP '2026-01-01 00:00:00' + to_microseconds(be.ei * 3600 + 50000)
+                   TIMESTAMP '2026-01-01 00:00:00' + to_microseconds(be.ei * 3600 + 50000), be.ei + 1
             FROM be JOIN bt USING (ti) JOIN (
                 SELECT ei, count(*) AS turns, bool_or(truth) FILTER (turn = 1) AS first,
                        arg_max(truth, turn) AS last, sum(chars) AS chars
-                FROM breply GROUP BY ei) r USING (ei)""")
+                FROM breply GROUP BY ei) r USING (ei)
+            ORDER BY be.ei""")
         con.execute("""
-            INSERT INTO messages (episode_id, position, turn, role, content, answer)
-            SELECT be.episode_id, 0, 0, 'user', t.prompt, NULL
+            INSERT INTO messages (episode_id, position, turn, role, content, answer, episode_seq)
+            SELECT be.episode_id, 0, 0, 'user', t.prompt, NULL, be.ei + 1
             FROM be JOIN bt USING (ti) JOIN tasks t USING (task_id)
             UNION ALL
-            SELECT episode_id, 2 * turn - 1, turn, 'assistant', content, answer FROM breply
+            SELECT episode_id, 2 * turn - 1, turn, 'assistant', content, answer, ei + 1 FROM breply
             UNION ALL
             SELECT episode_id, 2 * turn, turn, 'user',
                    CASE chan WHEN 'binary' THEN 'Incorrect. Try again.'
                              WHEN 'hint' THEN 'Incorrect: your answer is too high. Try again.'
                              WHEN 'reference' THEN 'Incorrect. The reference answer is given above; try again.'
                              ELSE E'Self-review: one of the steps looks wrong.\\nVERDICT: incorrect' END,
-                   NULL
-            FROM breply WHERE more""")
+                   NULL, ei + 1
+            FROM breply WHERE more
+            ORDER BY 7, 2""")  # in episode order, as the runner's writer commits them
         # signals: 6 per turn; each one's dependence on truth (and on the reply) is set here
         con.execute(f"""
-            INSERT INTO signals (episode_id, turn, name, role, value, passed, feedback, details, tokens)
+            INSERT INTO signals (episode_id, turn, name, role, value, passed, feedback, details, tokens, episode_seq)
             WITH s AS (
-                SELECT episode_id, turn, chan, style, chars, truth, {_u('ei * 4 + turn', 9)} AS uj, us
+                SELECT episode_id, ei, turn, chan, style, chars, truth, {_u('ei * 4 + turn', 9)} AS uj, us
                 FROM breply
             ), graded AS (
-                SELECT episode_id, turn, 'correct' AS name, 'truth' AS role, truth AS passed, 0 AS tokens, NULL AS details FROM s
-                UNION ALL SELECT episode_id, turn, 'correct', 'reward', truth, 0, NULL FROM s
-                UNION ALL SELECT episode_id, turn, 'format', 'score', style <> 3, 0, NULL FROM s
-                UNION ALL SELECT episode_id, turn, 'judge', 'score',
+                SELECT episode_id, ei, turn, 'correct' AS name, 'truth' AS role, truth AS passed, 0 AS tokens, NULL AS details FROM s
+                UNION ALL SELECT episode_id, ei, turn, 'correct', 'reward', truth, 0, NULL FROM s
+                UNION ALL SELECT episode_id, ei, turn, 'format', 'score', style <> 3, 0, NULL FROM s
+                UNION ALL SELECT episode_id, ei, turn, 'judge', 'score',
                                  CASE WHEN style = 4 THEN truth OR uj < 0.4 ELSE truth <> (uj < 0.12) END,
                                  120 + (hash(episode_id, turn) % 80)::INT, NULL FROM s
-                UNION ALL SELECT episode_id, turn, 'self', CASE chan WHEN 'self' THEN 'feedback' ELSE 'score' END,
+                UNION ALL SELECT episode_id, ei, turn, 'self', CASE chan WHEN 'self' THEN 'feedback' ELSE 'score' END,
                                  CASE WHEN truth THEN us < 0.85 ELSE us < 0.45 END,
                                  90 + (hash(episode_id, turn, 1) % 60)::INT, '{{"parsed": true}}' FROM s
-                UNION ALL SELECT episode_id, turn, 'short_reply', 'score', chars < 60, 0, NULL FROM s
-                UNION ALL SELECT episode_id, turn, CASE chan WHEN 'binary' THEN 'correct' ELSE chan END, 'feedback',
+                UNION ALL SELECT episode_id, ei, turn, 'short_reply', 'score', chars < 60, 0, NULL FROM s
+                UNION ALL SELECT episode_id, ei, turn, CASE chan WHEN 'binary' THEN 'correct' ELSE chan END, 'feedback',
                                  truth, 0, CASE WHEN chan = 'hint' AND NOT truth THEN '{{"direction": "high"}}' END
                           FROM s WHERE chan IN ('binary', 'hint', 'reference')
             )
             SELECT episode_id, turn, name, role, passed::INT::DOUBLE, passed,
-                   CASE WHEN passed THEN 'Correct.' ELSE 'Incorrect. Try again.' END, details, tokens
-            FROM graded""")
+                   CASE WHEN passed THEN 'Correct.' ELSE 'Incorrect. Try again.' END, details, tokens, ei + 1
+            FROM graded ORDER BY ei, turn""")  # in episode order, as the runner's writer commits them
         con.executemany("INSERT INTO signal_types VALUES (?, ?, ?, ?, ?, ?)", [list(r) for r in SIGNAL_TYPES])
         con.execute("COMMIT")
         con.execute("CHECKPOINT")

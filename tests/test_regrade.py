@@ -36,6 +36,12 @@ def test_regrade_adds_signals_once(tmp_path: Path) -> None:
     # the hint regraded equals the hint shown live where the hint was the feedback channel
     assert q(store, """SELECT count(*) FROM signals a JOIN signals b USING (episode_id, turn, name)
                        WHERE a.role = 'feedback' AND b.role = 'score' AND a.name = 'hint' AND a.feedback <> b.feedback""") == [(0,)]
+    # episode_seq (m006): 1..n in commit order, carried by every message and signal, regraded ones too
+    n = 15 * 4 * 2
+    assert q(store, "SELECT count(DISTINCT episode_seq), min(episode_seq), max(episode_seq) FROM episodes") == [(n, 1, n)]
+    for table in ("messages", "signals"):
+        assert q(store, f"""SELECT count(*) FILTER (t.episode_seq IS DISTINCT FROM e.episode_seq), count(*)
+                            FROM {table} t JOIN episodes e USING (episode_id)""")[0][0] == 0
     before = table_digest(store)
     again = cli("regrade", "--run", "r", *graders, "--store", str(store))
     assert again.returncode == 0 and "0 signal(s) added" in again.stdout

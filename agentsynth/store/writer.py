@@ -85,11 +85,16 @@ def arrow_table(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]], *, or_ignore: bool = False) -> None:
-    """Insert rows (tuples in the table's column order) in one Arrow scan; nothing if empty."""
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]], *, or_ignore: bool = False,
+                seq: list[int | None] | None = None) -> None:
+    """Insert rows (tuples in the table's column order) in one Arrow scan; nothing if empty.
+    ``seq``: each row's ``episode_seq`` (migration m006), aligned with ``rows``."""
     if not rows:
         return
-    con.register("_rows", arrow_table(table, rows))
+    data = arrow_table(table, rows)
+    if seq is not None:
+        data = data.append_column("episode_seq", pa.array(seq, pa.int64()))
+    con.register("_rows", data)
     try:
         con.execute(f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO {table} BY NAME SELECT * FROM _rows")
     finally:
@@ -198,5 +203,8 @@ class StoreWriter:
                     con.execute(f"DELETE FROM {t} WHERE episode_id IN (SELECT episode_id FROM _replaced)")
                 con.unregister("_replaced")
             insert_rows(con, "tasks", list(map(_GETTERS["tasks"], tasks.values())), or_ignore=True)
+            # episode_seq: the order episodes are committed in, carried by their rows (migration m006)
+            top = con.execute("SELECT coalesce(max(episode_seq), 0) FROM episodes").fetchall()[0][0]
+            seqs = {row[0]: top + i for i, row in enumerate(episodes, 1)}
             for name, rows in (("episodes", episodes), ("messages", messages), ("signals", signals)):
-                insert_rows(con, name, rows)
+                insert_rows(con, name, rows, seq=[seqs[r[0]] for r in rows])

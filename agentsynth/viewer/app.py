@@ -177,7 +177,8 @@ async def episode_view(request: web.Request) -> web.Response:
         ep = Q.episode(r, episode_id)
         if ep is None:
             raise NotFound(f"no episode {episode_id!r} in this store")
-        return ep, Q.messages(r, episode_id), Q.signals(r, episode_id)
+        seq = ep.get("episode_seq")
+        return ep, Q.messages(r, episode_id, seq), Q.signals(r, episode_id, seq)
 
     ep, messages, signals = await _read(request, read)
     return _html(episode_page(ep, messages, signals, store=_store(request)))

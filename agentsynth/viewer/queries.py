@@ -138,21 +138,31 @@ def episode(r: Reader, episode_id: str) -> dict[str, Any] | None:
                  "task_answer": task["answer"], "task_metadata": task["metadata"]}
 
 
-def messages(r: Reader, episode_id: str) -> list[dict[str, Any]]:
-    """The episode's chat messages in order."""
-    return r.rows("""SELECT position, turn, role, content, tool_calls::VARCHAR AS tool_calls, tool_call_id, answer
-                     FROM messages WHERE episode_id = $id ORDER BY position""", {"id": episode_id})
+def _of_episode(seq: int | None) -> str:
+    """The WHERE clause finding one episode's rows: by ``episode_seq`` too when the episode has one
+    (migration m006: DuckDB then reads one row group instead of scanning the table)."""
+    return "episode_seq = $seq AND episode_id = $id" if seq is not None else "episode_id = $id"
+
+
+def _params(episode_id: str, seq: int | None) -> dict[str, Any]:
+    return {"id": episode_id} if seq is None else {"id": episode_id, "seq": seq}
+
+
+def messages(r: Reader, episode_id: str, seq: int | None = None) -> list[dict[str, Any]]:
+    """The episode's chat messages in order (``seq``: its ``episode_seq``, when stored)."""
+    return r.rows(f"""SELECT position, turn, role, content, tool_calls::VARCHAR AS tool_calls, tool_call_id, answer
+                      FROM messages WHERE {_of_episode(seq)} ORDER BY position""", _params(episode_id, seq))
 
 
 ROLE_ORDER = {"truth": 0, "feedback": 1, "reward": 2}
 
 
-def signals(r: Reader, episode_id: str) -> list[dict[str, Any]]:
+def signals(r: Reader, episode_id: str, seq: int | None = None) -> list[dict[str, Any]]:
     """The episode's signal outcomes with their grader's labels, by turn (truth first). The scan
     of ``signals`` has no join or sort (a store's signals are the largest table): labels are
     looked up in ``signal_types`` (one row per grader) and the rows sorted here."""
-    rows = r.rows("""SELECT turn, name, role, value, passed, feedback, details::VARCHAR AS details, tokens
-                     FROM signals WHERE episode_id = $id""", {"id": episode_id})
+    rows = r.rows(f"""SELECT turn, name, role, value, passed, feedback, details::VARCHAR AS details, tokens
+                      FROM signals WHERE {_of_episode(seq)}""", _params(episode_id, seq))
     types = {t["name"]: t for t in r.rows(
         "SELECT name, source, openness, meta_level, task_relevant, description FROM signal_types WHERE list_contains($n, name)",
         {"n": sorted({row["name"] for row in rows})})} if rows else {}
