@@ -308,7 +308,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
     from agentsynth.scaleout.cluster import local_worker_env
 
-    ray.init(num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": local_worker_env()})  # as `agentsynth run --ray` starts one
     ray_http: list[M] = []
     with tempfile.TemporaryDirectory() as tmp:

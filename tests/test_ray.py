@@ -40,14 +40,14 @@ SAME = {  # what must not differ between a local run and a Ray run of one spec
                 "passed_first, passed_last, prompt_tokens, completion_tokens, judge_tokens FROM episodes ORDER BY 1",
     "tasks": "SELECT * FROM tasks ORDER BY 1",
     "messages": "SELECT episode_id, position, turn, role, content, tool_calls, tool_call_id, answer FROM messages ORDER BY 1, 2",
-    "signals": "SELECT * FROM signals ORDER BY ALL",
+    "signals": "SELECT episode_id, turn, name, role, value, passed, feedback, details, tokens FROM signals ORDER BY ALL",
 }
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_instance() -> Iterator[None]:
     """One local Ray instance for the module; its workers import this checkout."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "RAY_worker_niceness": "0"}})
     try:
         yield
