@@ -70,13 +70,18 @@ def agentsynth_serve(*args: str, port: int | None = None, cwd: Path | None = Non
                 time.sleep(0.05)
         yield Served(url, port, proc)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server process as a user would (SIGINT), killing it if it does not stop in 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def q(store: Path, sql: str, params: list | None = None) -> list[tuple]:

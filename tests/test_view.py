@@ -24,8 +24,8 @@ import duckdb
 import pytest
 
 from agentsynth.store.connection import connect
-from conftest import ROOT, agentsynth_serve, cli, free_port, q, table_digest, write_spec
-from view_site import IMG, SCRIPT, Site, Viewer, build_store, get, parse, viewer
+from conftest import ROOT, agentsynth_serve, cli, free_port, q, table_digest
+from view_site import IMG, SCRIPT, Site, Viewer, build_store, get, live_spec, parse, viewer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -389,19 +389,7 @@ def test_a_live_runs_page_shows_new_episodes_while_the_run_goes_on(tmp_path: Pat
     """Needs live reads (a run holds the store only per batch): the viewer reads while the run writes."""
     store = tmp_path / "live.duckdb"
     with agentsynth_serve("--latency-ms", "150") as served:
-        spec = write_spec(tmp_path / "live.toml", f"""
-            name = "live"
-            model = "sim"
-            base_url = "{served.url}"
-            samples = 1
-            concurrency = 2
-            store = "{store}"
-            [[envs]]
-            id = "arithmetic"
-            tasks = 80
-            max_turns = 2
-            feedback = "binary"
-            """)
+        spec = live_spec(tmp_path, store, served.url, tasks=80)
         run = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

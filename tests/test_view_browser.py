@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from agentsynth.store.connection import connect
-from conftest import ROOT, agentsynth_serve, q, write_spec
-from view_site import IMG, SCRIPT, Site, Viewer, build_store, viewer
+from conftest import ROOT, agentsynth_serve, q
+from view_site import IMG, SCRIPT, Site, Viewer, build_store, live_spec, viewer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -136,19 +136,7 @@ def test_a_reply_with_a_script_tag_is_text_and_runs_nothing(browser, site: Site,
 def test_a_live_runs_page_counts_new_episodes_without_a_reload(browser, tmp_path: Path) -> None:
     store = tmp_path / "live.duckdb"
     with agentsynth_serve("--latency-ms", "150") as served:
-        spec = write_spec(tmp_path / "live.toml", f"""
-            name = "live"
-            model = "sim"
-            base_url = "{served.url}"
-            samples = 1
-            concurrency = 2
-            store = "{store}"
-            [[envs]]
-            id = "arithmetic"
-            tasks = 100
-            max_turns = 2
-            feedback = "binary"
-            """)
+        spec = live_spec(tmp_path, store, served.url, tasks=100)
         run = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import ROOT, cli, free_port, write_spec
+from conftest import ROOT, cli, free_port, stop, write_spec
 
 SCRIPT = "<script>window.__pwned = 1; alert(1)</script>"
 IMG = '<img src=x onerror="window.__pwned2 = 1; alert(2)">'
@@ -117,13 +116,7 @@ def viewer(store: Path, *args: str, port: int | None = None, ready_path: str = "
         printed = "".join(proc.stdout.readline() for _ in range(lines)) if proc.stdout else ""
         yield Viewer(url, port, proc, printed)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -220,3 +213,20 @@ def parse(html: str) -> Node:
     b.feed(html)
     b.close()
     return b.root
+
+
+def live_spec(tmp_path: Path, store: Path, url: str, tasks: int) -> Path:
+    """A run slow enough to watch (2 in flight against a server adding latency): the live-page tests'."""
+    return write_spec(tmp_path / "live.toml", f"""
+        name = "live"
+        model = "sim"
+        base_url = "{url}"
+        samples = 1
+        concurrency = 2
+        store = "{store}"
+        [[envs]]
+        id = "arithmetic"
+        tasks = {tasks}
+        max_turns = 2
+        feedback = "binary"
+        """)

@@ -71,44 +71,38 @@ class RunLock:
         self.release()
 
 
-def live_run(store: str | Path) -> int | None:
-    """The PID of the process running into ``store`` right now, or None when no run is live
-    (a run whose process died shows as not live, whatever the ``runs`` table says)."""
-    path = lock_path(store)
+def _live_lines(store: str | Path) -> list[str] | None:
+    """The lock file's lines while a run holds it (None when no run is live)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(lock_path(store), os.O_RDONLY)
     except OSError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _pid(fd) or -1  # live, but its PID is not written yet
+            return _lines(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def live_run(store: str | Path) -> int | None:
+    """The PID of the process running into ``store`` right now, or None when no run is live
+    (a run whose process died shows as not live, whatever the ``runs`` table says)."""
+    lines = _live_lines(store)
+    if lines is None:
+        return None
+    return int(lines[0]) if lines and lines[0].strip().isdigit() else -1  # -1: live, PID not written yet
 
 
 def live_run_id(store: str | Path) -> str | None:
     """The ``run_id`` of the run writing ``store`` right now (None when none is, or it has not
     got one yet). A run stored as ``running`` with another id is not running: its process ended
     before it finished (re-running the same command resumes it)."""
-    path = lock_path(store)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lines = _lines(fd)
-            return lines[2].strip() or None if len(lines) > 2 else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    lines = _live_lines(store)
+    return lines[2].strip() or None if lines is not None and len(lines) > 2 else None
 
 
 def shown_status(status: str, run_id: str, live: str | None) -> str:
