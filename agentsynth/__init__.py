@@ -16,9 +16,10 @@ from .evaluation import evaluate
 from .exports import ExportResult, export
 from .models.base import ChatModel, Completion, ModelError
 from .probes import ProbeResult, probe
-from .runner import RunResult, Runner, run
+from .launch import run
+from .runner import RunResult, Runner
 from .signals import GradeContext, Grader, JudgeReply, Signal, SignalType, grader
-from .spec import EnvSpec, RunSpec, SpecError, load_spec
+from .spec import EnvSpec, RaySpec, RunSpec, SpecError, load_spec
 from .store import Store, StoreError, open_store
 from .tasks import Task
 
@@ -40,6 +41,7 @@ __all__ = [
     "ModelError",
     "ProbeResult",
     "ProbeReplies",
+    "RaySpec",
     "RunResult",
     "RunSpec",
     "Runner",

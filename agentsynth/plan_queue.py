@@ -36,6 +36,7 @@ class PlanQueue:
         self._planned: Iterator[PlannedEpisode] | None = planned
         self._failed = failed  # episodes stored as failed by an earlier session: their carry
         self._again: deque[tuple[PlannedEpisode, Carry]] = deque()
+        self._back: deque[tuple[PlannedEpisode, Carry | None, bool]] = deque()
         self._changed = asyncio.Event()
         self.active = 0
         self.stopped = False
@@ -49,20 +50,39 @@ class PlanQueue:
         """The next episode, its carry and whether it is a rerun; None when there is nothing left
         (or the run stopped)."""
         while not self.stopped:
-            if self._again:
-                p, carry = self._again.popleft()
-                self.active += 1
-                return p, carry, True
-            if self._planned is not None:
-                p = next(self._planned, None)
-                if p is not None:
-                    self.active += 1
-                    return p, self._failed.get(p.episode_id), False
-                self._planned = None
+            item = self.take_nowait()
+            if item is not None:
+                return item
             if self.active == 0:
                 return None
             await self._wait()
         return None
+
+    def take_nowait(self) -> tuple[PlannedEpisode, Carry | None, bool] | None:
+        """The next episode if one is ready now (as :meth:`take`), else None without waiting."""
+        if self.stopped:
+            return None
+        if self._back:
+            self.active += 1
+            return self._back.popleft()
+        if self._again:
+            p, carry = self._again.popleft()
+            self.active += 1
+            return p, carry, True
+        if self._planned is not None:
+            p = next(self._planned, None)
+            if p is not None:
+                self.active += 1
+                return p, self._failed.get(p.episode_id), False
+            self._planned = None
+        return None
+
+    def put_back(self, item: tuple[PlannedEpisode, Carry | None, bool]) -> None:
+        """An episode taken but never run to the end (the Ray worker running it died): handed out
+        again first, exactly as it was taken (its carry, whether it is a rerun)."""
+        self._back.append(item)
+        self.active -= 1
+        self._wake()
 
     def finish(self) -> None:
         """An episode taken is over (stored, queued again, or abandoned)."""

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import os
-import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,16 +29,17 @@ from typing import Any
 
 from ._version import __version__
 from .env import TextEnv
-from .episode import EnvCaller, RecentSet, request_seed, run_episode
+from .episode import EnvCaller, RecentSet
 from .models import schemes
-from .models.base import ChatModel, EndpointDown, ModelError, backoff_sleep
+from .models.base import ChatModel, EndpointDown, backoff_sleep
 from .models.breaker import CLOSED, DOWN
 from .models.endpoints import EndpointPool
 from .models.build import chat_model
 from .plan_queue import Place, Places, PlanQueue
 from .registry import UnknownEnvironment, resolve
+from .rollout import Setup, config_json, play
 from .run_report import RunResult, RunStatus, client_stats, read_result
-from .signals import JudgeError, JudgeFn, JudgeReply, SignalType
+from .signals import SignalType
 from .spec import EnvConfig, PlannedEpisode, RunSpec, SpecError, SpecWarning, env_configs, plan, planned_count
 from .store import runs as store_runs
 from .store.connection import connect
@@ -94,6 +93,7 @@ class _Shared:
     places: Places
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     down: EndpointDown | None = None
+    setup: Setup | None = None
 
     def status(self) -> RunStatus:
         """The run as it goes."""
@@ -102,8 +102,7 @@ class _Shared:
                          client_stats([self.model] if self.judge is self.model else [self.model, self.judge]))
 
 
-def _config_json(cfg: EnvConfig) -> str:
-    return json.dumps(cfg.kwargs, sort_keys=True, default=str)
+_config_json = config_json
 
 
 def _probe(configs: list[EnvConfig]) -> tuple[list[tuple[str, type[TextEnv]]], list[SignalType], list[bool]]:
@@ -319,26 +318,10 @@ class Runner:
                 env.close()
 
     async def _episode(self, c: _Shared, mine: dict[int, TextEnv], p: PlannedEpisode, carry: dict[str, int] | None) -> EpisodeRecord:
-        spec = self.spec
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-        model = c.model
-        env = mine.get(p.config)
-        if env is None:
-            env = mine[p.config] = c.envs[p.config][1](**c.configs[p.config].kwargs)
-
-        def make_models(eid: str = p.episode_id, uses_model: bool = c.needs_model[p.config]) -> tuple[JudgeFn | None, JudgeFn | None]:
-            if not uses_model:
-                return None, None
-            return (self._bridge(model, loop, loop_thread, eid + ":policy", spec.temperature),
-                    self._bridge(c.judge, loop, loop_thread, eid + ":judge", spec.judge.temperature if spec.judge else 0.0))
-
-        return await run_episode(
-            env=env, model=model, call_env=c.callers[p.config], run_id=c.state.run_id, episode_id=p.episode_id,
-            env_id=c.envs[p.config][0], env_config=c.config_json[p.config], seed=p.seed, sample=p.sample,
-            run_seed=spec.seed, temperature=spec.temperature, max_tokens=spec.max_tokens,
-            system_prompt=spec.system_prompt, make_models=make_models, carry=carry, tasks_sent=c.tasks_sent,
-        )
+        if c.setup is None:  # what every episode plays with (shared with the Ray workers: agentsynth.rollout)
+            c.setup = Setup(self.spec, c.state.run_id, c.envs, c.configs, c.callers, c.needs_model, c.model, c.judge,
+                            c.tasks_sent, c.config_json)
+        return await play(c.setup, mine, p, carry)
 
     def _record(self, c: _Shared, p: PlannedEpisode, rec: EpisodeRecord, rerun: bool) -> None:
         """Store a finished episode, count it, and queue it again if it failed transiently."""
@@ -366,24 +349,6 @@ class Runner:
                 c.todo.stop()
         if self.on_progress:
             self.on_progress(counts["done"], c.total, counts["ok"], counts["errors"])
-
-    def _bridge(self, m: ChatModel, loop: asyncio.AbstractEventLoop, loop_thread: int, key: str,
-                temperature: float) -> JudgeFn:
-        """A blocking call to ``m`` for graders, which run in a worker thread."""
-        spec = self.spec
-
-        def ask(messages: list[dict[str, Any]]) -> JudgeReply:
-            if threading.get_ident() == loop_thread:
-                raise JudgeError("a grader called a model from the event loop; set uses_model = True on it")
-            coro = m.complete(messages, temperature=temperature, seed=request_seed(spec.seed, key, len(messages)),
-                              max_tokens=spec.max_tokens)
-            try:
-                comp = asyncio.run_coroutine_threadsafe(coro, loop).result()
-            except ModelError as exc:
-                raise JudgeError(str(exc), transient=exc.transient) from None
-            return JudgeReply(comp.message.get("content") or "", comp.prompt_tokens + comp.completion_tokens)
-
-        return ask
 
 
 def run(spec: RunSpec | str | Path, **kwargs: Any) -> RunResult:

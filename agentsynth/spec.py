@@ -81,6 +81,21 @@ class JudgeSpec(BaseModel):
     _key_env = field_validator("api_key_env")(_check_key_env)
 
 
+class RaySpec(BaseModel):
+    """Where a run's episodes run when it scales out on Ray (``[ray]`` table, ``--ray``): a local
+    Ray instance (``address`` unset or ``"local"``) or an existing cluster (``"auto"``,
+    ``"HOST:PORT"``, ``"ray://HOST:10001"``). Not part of what a run produces: a run started
+    without Ray resumes with it and the other way round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="cluster address; unset or 'local': start a local Ray instance")
+    workers: int | None = Field(None, ge=1, le=10_000, description="worker actors; default: the cluster's CPUs / cpus_per_worker")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves for each worker actor")
+    silent_s: float = Field(20.0, gt=0, le=3600, description=(
+        "seconds no worker may answer the driver before the run ends interrupted (the cluster went away)"))
+
+
 class RunSpec(BaseModel):
     """A whole run. Fields not in the content hash (concurrency, store, endpoint, key variable,
     timeouts) can change between resumes; the others cannot. A base URL with userinfo
@@ -117,6 +132,7 @@ class RunSpec(BaseModel):
     envs: list[EnvSpec] = Field(min_length=1)
     sim: dict[str, Any] = Field(default_factory=dict, description="sim model parameters (model = 'sim')")
     judge: JudgeSpec | None = Field(None, description="a judge model other than the policy")
+    ray: RaySpec | None = Field(None, description="run the episodes on Ray workers (agentsynth[ray]; README, Scaling out on Ray)")
 
     def judge_is_policy(self) -> bool:
         """True when the judge is the policy model itself: no [judge], or the same model at the
@@ -148,7 +164,7 @@ class RunSpec(BaseModel):
     _key_env = field_validator("api_key_env")(_check_key_env)
 
     _RUNTIME = {"concurrency", "store", "base_url", "api_key_env", "timeout_s", "max_retries", "episode_retries",
-                "unreachable_s", "transport"}
+                "unreachable_s", "transport", "ray"}
 
     def _dump(self, **kwargs: Any) -> dict[str, Any]:
         """The content fields as JSON data, the judge's URL without credentials."""

@@ -20,6 +20,10 @@ from .common import (
     one_line_warnings, print_table,
 )
 
+RAY_FROM_SPEC = "(spec)"
+"""``--ray`` given without an address: the spec's ``[ray]`` table, else a local instance."""
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="agentsynth")
 def main() -> None:
@@ -46,10 +50,15 @@ def main() -> None:
 @click.option("--samples", type=int, help="Samples per task.")
 @click.option("--restart", is_flag=True, help="Discard a stored run of this name and start anew.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(spec_path: str, quiet: bool, restart: bool, base_urls: tuple[str, ...], **overrides: Any) -> None:
+@click.option("--ray", "ray_address", is_flag=False, flag_value=RAY_FROM_SPEC, default=None, metavar="[ADDRESS]",
+              help="Run the episodes on Ray workers (pip install 'agentsynth[ray]'): alone, the spec's [ray] table or a "
+                   "local Ray instance with one worker per core; or a cluster's ADDRESS (auto, HOST:PORT, ray://HOST:10001).")
+def run(spec_path: str, quiet: bool, restart: bool, base_urls: tuple[str, ...], ray_address: str | None,
+        **overrides: Any) -> None:
     """Run the synthesis described by SPEC (a TOML run spec); resumes an interrupted run."""
+    from ..launch import make_runner
     from ..models.base import ModelError
-    from ..runner import Runner
+    from ..scaleout.cluster import ClusterLost
     from ..spec import SpecError, load_spec
     from ..store import StoreError
 
@@ -59,13 +68,17 @@ def run(spec_path: str, quiet: bool, restart: bool, base_urls: tuple[str, ...], 
         fail(str(exc))
     progress = RunProgress(spec.name, enabled=not quiet)
     signal.signal(signal.SIGTERM, interrupt)  # stop as on Ctrl-C: flush what finished, mark interrupted
-    runner = Runner(spec, restart=restart, on_start=progress.start, on_progress=progress.update,
-                    on_status=progress.status if not quiet else None)
+    ray = None if ray_address is None else True if ray_address == RAY_FROM_SPEC else ray_address
     try:
+        runner = make_runner(spec, ray=ray, restart=restart, on_start=progress.start, on_progress=progress.update,
+                             on_status=progress.status if not quiet else None)
         result = runner.run()
     except (SpecError, StoreError) as exc:
         progress.stop()
         fail(str(exc))
+    except ClusterLost as exc:  # the Ray cluster went away: finished episodes are stored, the run is interrupted
+        progress.stop()
+        fail(f"run {spec.name} interrupted: {exc}", EXIT_FAILED)
     except ModelError as exc:  # raised only while setting up the model (e.g. its key variable unset)
         progress.stop()
         fail(str(exc))
