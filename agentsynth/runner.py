@@ -69,6 +69,11 @@ BACKOFF_ALIVE = 4
 """Episodes alive at most, in units of ``concurrency``, while some wait out backoffs."""
 
 
+YIELD_EVERY_S = 0.02
+"""The longest a worker runs episodes without giving the event loop a turn (an in-process model
+may never suspend)."""
+
+
 @dataclass
 class _Shared:
     """What a run's workers share."""
@@ -282,6 +287,8 @@ class Runner:
 
     async def _worker(self, c: _Shared) -> None:
         mine: dict[int, TextEnv] = {}
+        loop = asyncio.get_running_loop()
+        yielded = loop.time()
         try:
             while True:
                 try:
@@ -312,6 +319,9 @@ class Runner:
                 self._record(c, p, rec, rerun)
                 while c.writer.pending() > 10 * c.writer.batch_size:  # backpressure (a reader holding the file): memory stays flat
                     await asyncio.sleep(0.005)
+                if loop.time() - yielded > YIELD_EVERY_S:  # an in-process model may never suspend: let Ctrl-C, the
+                    await asyncio.sleep(0)                # progress bar and other workers in at least this often
+                    yielded = loop.time()
         finally:
             c.places.workers -= 1
             for env in mine.values():
