@@ -83,8 +83,11 @@ def test_interrupt_flushes_finished_episodes_and_marks_the_run(tmp_path: Path, s
         max_turns = 3
         """)
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    # SIGINT as a terminal delivers it: a shell's background job (e.g. `pytest &`) starts with SIGINT ignored,
+    # and a Python started that way keeps ignoring it
     proc = subprocess.Popen([sys.executable, "-m", "agentsynth", "run", str(spec), "-q"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60  # not a fixed sleep: on a loaded machine the imports alone can take 2 s
     while not store.exists():  # the run has started (its handlers are in place) once it created the store
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
