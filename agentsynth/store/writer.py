@@ -120,7 +120,6 @@ class StoreWriter:
         self.interval = interval
         self.close_wait = close_wait
         self.written = 0
-        self.opens = 0  # times the file was opened to write (a benchmark figure)
         self.held_by: str | None = None  # why the last try could not open the file (None: it could)
         self.error: BaseException | None = None
         self._pending: deque[EpisodeRecord] = deque()
@@ -174,7 +173,6 @@ class StoreWriter:
             self.error = exc
             return
         self.held_by = None
-        self.opens += 1
         todo = len(self._pending)  # what is queued now: episodes finishing meanwhile wait for the next time
         try:
             while todo > 0 and self.error is None:
